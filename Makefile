@@ -1,0 +1,47 @@
+# Stockade: the two commands of the README's quick start, and the pieces they are made of.
+#   make demo   set up, then run the main job end to end
+#   make test   set up, then run bandit and the whole test suite
+# Both need root on Debian 12 (apt-get, namespaces, cgroups).
+
+PYTHON ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PACKAGES := engine trust policies hardening stockade
+
+.PHONY: setup host-deps venv demo test lint bench lock clean
+
+setup: host-deps venv
+
+host-deps: $(VENV)/.host-deps
+$(VENV)/.host-deps: scripts/install-host-deps.sh
+	./scripts/install-host-deps.sh
+	mkdir -p $(VENV) && touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: $(VENV)/.host-deps requirements-dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: setup
+	./scripts/demo.sh
+
+lint: venv
+	$(BIN)/bandit -q -ll -c pyproject.toml -r $(PACKAGES)
+
+test: setup lint
+	$(BIN)/python -m pytest -p no:cacheprovider tests
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+# Regenerate the hash-pinned lock files (needs network to PyPI). Not part of set-up.
+LOCKENV := $(VENV)-lock
+lock:
+	test -x $(LOCKENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCKENV) && $(LOCKENV)/bin/pip install --quiet pip-tools; }
+	$(LOCKENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links --no-emit-index-url -o requirements.lock pyproject.toml
+	$(LOCKENV)/bin/pip-compile -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links --no-emit-index-url --extra dev -o requirements-dev.lock pyproject.toml requirements-build.in
+
+clean:
+	rm -rf $(VENV) $(VENV)-lock build *.egg-info

@@ -1,0 +1,260 @@
+"""Where Stockade keeps things, and the TOML configuration that can change it.
+
+Two layouts, as podman and Docker users expect:
+
+* root: store and state under ``/var/lib/stockade``, configuration in ``/etc/stockade``,
+  cache under ``/var/cache/stockade``, runtime files under ``/run/stockade``;
+* any other user (rootless): the XDG base directories, ``$XDG_DATA_HOME/stockade`` and so on.
+
+Configuration files are read in order, later ones overriding earlier keys: ``/etc/stockade/config.toml``
+then ``$XDG_CONFIG_HOME/stockade/config.toml``. ``STOCKADE_CONFIG`` (or ``--config``) names one file
+that replaces both. Unknown sections or keys and wrongly typed values are errors naming the file and
+the key: a typo must never silently weaken a security setting.
+
+The engine owns this module (rather than the command line) because the audit reads the same effective
+configuration the engine runs with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from engine.errors import ConfigError
+
+ENV_CONFIG = "STOCKADE_CONFIG"
+SYSTEM_CONFIG_DIR = Path("/etc/stockade")
+
+
+def is_rootless() -> bool:
+    """True when Stockade runs without real root, so it must use a user namespace and XDG paths."""
+    return os.geteuid() != 0
+
+
+def _xdg(var: str, fallback: str) -> Path:
+    value = os.environ.get(var, "")
+    # The XDG spec says relative values are invalid and must be ignored.
+    if value and os.path.isabs(value):
+        return Path(value)
+    return Path.home() / fallback
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Directories Stockade uses for one user. Every other path is derived from these."""
+
+    root: Path  # images, layers, containers, volumes
+    runroot: Path  # runtime files that die with the boot: locks, sockets, pid files
+    config_dir: Path  # the user's configuration directory (credentials, certs.d)
+    cache: Path  # caches that may be deleted at any time (verification results, compiled filters)
+    rootless: bool
+
+    @classmethod
+    def default(cls, *, root: str | os.PathLike[str] | None = None,
+                runroot: str | os.PathLike[str] | None = None) -> "Paths":
+        """The standard layout for the current user; ``root`` moves the store (``--root``).
+
+        When ``--root`` is given without ``--runroot`` the runtime files live under ``<root>/run``,
+        so a test or a second instance pointed at another root shares nothing with the default one.
+        """
+        rootless = is_rootless()
+        if rootless:
+            data = _xdg("XDG_DATA_HOME", ".local/share") / "stockade"
+            config = _xdg("XDG_CONFIG_HOME", ".config") / "stockade"
+            cache = _xdg("XDG_CACHE_HOME", ".cache") / "stockade"
+            xdg_run = os.environ.get("XDG_RUNTIME_DIR", "")
+            # Without XDG_RUNTIME_DIR (su, cron) stay inside the user's own data directory: a
+            # predictable name under /tmp could be created first by another user.
+            run = Path(xdg_run) / "stockade" if os.path.isabs(xdg_run) else data / "run"
+        else:
+            data = Path("/var/lib/stockade")
+            config = SYSTEM_CONFIG_DIR
+            cache = Path("/var/cache/stockade")
+            run = Path("/run/stockade")
+        if root is not None:
+            data = Path(root).absolute()
+            run = data / "run"
+            cache = data / "cache"
+        if runroot is not None:
+            run = Path(runroot).absolute()
+        return cls(root=data, runroot=run, config_dir=config, cache=cache, rootless=rootless)
+
+
+# --- configuration schema -------------------------------------------------------------------------
+# Each section is a frozen dataclass; a field's metadata "kind" selects a parser for values that are
+# not plain TOML types (sizes such as "16GiB").
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "ki": 1024, "kib": 1024,
+               "m": 1000**2, "mb": 1000**2, "mi": 1024**2, "mib": 1024**2,
+               "g": 1000**3, "gb": 1000**3, "gi": 1024**3, "gib": 1024**3,
+               "t": 1000**4, "tb": 1000**4, "ti": 1024**4, "tib": 1024**4}
+
+
+def parse_size(value: str | int) -> int:
+    """Parse ``64m``, ``16GiB``, ``512`` into bytes (Docker accepts b, k, m, g as powers of 1024)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"size {value} is negative")
+        return value
+    m = _SIZE_RE.match(str(value))
+    if not m:
+        raise ValueError(f"invalid size {value!r} (expected a number with an optional unit: 64m, 1GiB)")
+    number, unit = m.group(1), (m.group(2) or "").lower()
+    # Docker's --memory convention: a bare single-letter unit is binary (64m = 64 MiB).
+    if unit in ("k", "m", "g", "t"):
+        unit += "i"
+    return int(float(number) * _SIZE_UNITS[unit])
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """The image and container store."""
+
+    root: str | None = None  # overrides the default store location
+    runroot: str | None = None
+    driver: str = "overlay"  # "overlay", or "copy" where overlayfs is unavailable
+
+
+@dataclass(frozen=True)
+class RegistriesConfig:
+    """How the registry client treats registries."""
+
+    insecure: tuple[str, ...] = ()  # host[:port] allowed over plain HTTP / unverified TLS
+    certs_dirs: tuple[str, ...] = ()  # extra certs.d roots searched before the defaults
+    timeout: float = 30.0  # seconds per network operation
+    retries: int = 4  # attempts after a 5xx or a dropped connection
+    max_parallel_downloads: int = 4
+
+
+@dataclass(frozen=True)
+class UnpackConfig:
+    """Bounds on what one layer may expand into (a decompression bomb must fail, not fill a disk)."""
+
+    max_layer_size: int = field(default=32 * 1024**3, metadata={"kind": "size"})
+    max_entries: int = 2_000_000
+    max_manifest_size: int = field(default=4 * 1024**2, metadata={"kind": "size"})
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The policy applied to ``run`` when ``--policy`` is not given."""
+
+    default: str = "restricted"
+    verify_signatures: bool = True
+
+
+@dataclass(frozen=True)
+class ContainersConfig:
+    """Hardened defaults for containers the engine starts."""
+
+    seccomp_profile: str = "default"
+    no_new_privileges: bool = True
+    userns: str = "host"
+    log_max_size: int = field(default=10 * 1024**2, metadata={"kind": "size"})
+    log_max_file: int = 3
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration, and the files it came from (for ``info`` and the audit)."""
+
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    registries: RegistriesConfig = field(default_factory=RegistriesConfig)
+    unpack: UnpackConfig = field(default_factory=UnpackConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    containers: ContainersConfig = field(default_factory=ContainersConfig)
+    sources: tuple[str, ...] = ()
+
+
+_SECTION_TYPES = {"storage": StorageConfig, "registries": RegistriesConfig, "unpack": UnpackConfig,
+                  "policy": PolicyConfig, "containers": ContainersConfig}
+
+
+def _coerce(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
+    """Check one TOML value against its field, converting sizes; raise ConfigError naming ``where``."""
+    kind = f.metadata.get("kind")
+    default = f.default if f.default is not dataclasses.MISSING else None
+    try:
+        if kind == "size":
+            return parse_size(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    expected: type | tuple[type, ...]
+    if isinstance(default, bool):
+        expected = bool
+    elif isinstance(default, float):
+        expected = (int, float)
+    elif isinstance(default, int):
+        expected = int
+    elif isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    else:
+        expected = str
+    if isinstance(value, bool) and expected is not bool:
+        raise ConfigError(f"{where}: expected {_type_name(expected)}, got a boolean")
+    if not isinstance(value, expected):
+        raise ConfigError(f"{where}: expected {_type_name(expected)}, got {value!r}")
+    return float(value) if expected == (int, float) else value
+
+
+def _type_name(t: type | tuple[type, ...]) -> str:
+    names = {bool: "true or false", int: "an integer", str: "a string"}
+    return "a number" if isinstance(t, tuple) else names.get(t, t.__name__)
+
+
+def _merge(base: dict[str, dict[str, Any]], doc: Mapping[str, Any], path: Path) -> None:
+    for section, table in doc.items():
+        cls = _SECTION_TYPES.get(section)
+        if cls is None:
+            raise ConfigError(f"{path}: unknown section [{section}] "
+                              f"(known: {', '.join(sorted(_SECTION_TYPES))})")
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [{section}] must be a table")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in table.items():
+            f = fields.get(key)
+            if f is None:
+                raise ConfigError(f"{path}: unknown key {section}.{key} "
+                                  f"(known: {', '.join(sorted(fields))})")
+            base.setdefault(section, {})[key] = _coerce(value, f, f"{path}: {section}.{key}")
+
+
+def config_files(explicit: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The configuration files that apply, in override order (missing files are skipped later)."""
+    chosen = explicit or os.environ.get(ENV_CONFIG)
+    if chosen:
+        return [Path(chosen)]
+    user = _xdg("XDG_CONFIG_HOME", ".config") / "stockade" / "config.toml"
+    return [SYSTEM_CONFIG_DIR / "config.toml", user]
+
+
+def load_config(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the configuration; an explicitly named file must exist."""
+    merged: dict[str, dict[str, Any]] = {}
+    sources: list[str] = []
+    named = explicit or os.environ.get(ENV_CONFIG)
+    for path in config_files(explicit):
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            if named:
+                raise ConfigError(f"configuration file {path} does not exist") from None
+            continue
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+        try:
+            doc = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        _merge(merged, doc, path)
+        sources.append(str(path))
+    sections = {name: _SECTION_TYPES[name](**merged.get(name, {})) for name in _SECTION_TYPES}
+    return Config(**sections, sources=tuple(sources))

@@ -1,0 +1,103 @@
+"""The ``stockade`` command line: global options, verb registration, and the error convention.
+
+Conventions every verb follows (README "Exit codes"):
+
+* a failure caused by input is one line ``stockade: error: <what, where, what to do>`` on stderr;
+* exit 0 on success, 1 on an error, 2 on a usage or configuration error; verbs that gate CI
+  (verify, policy check, audit, run) document their own additional codes;
+* a traceback only with ``--debug``.
+
+Verb modules live in ``stockade.commands``; each exposes ``register(subparsers)`` and keeps its
+top-level imports light: heavy modules (sigstore, tuf, CEL) are imported inside the handler that needs
+them, so ``stockade run`` of a cached image never pays for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from typing import Callable, Sequence
+
+from stockade import __version__
+from stockade.context import Context
+
+# Each module registers its verbs on the root sub-parser; order is the order of ``--help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "stockade.commands.system",
+)
+
+Handler = Callable[[Context], int | None]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with the ``stockade: error:`` prefix on every sub-command too (usage errors exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"stockade: error: {message}\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="stockade",
+                     description="Run signed container images under enforced hardening.")
+    parser.add_argument("--version", action="version", version=f"stockade version {__version__}")
+    parser.add_argument("--root", metavar="DIR",
+                        help="store root (default /var/lib/stockade, or $XDG_DATA_HOME/stockade "
+                             "for other users)")
+    parser.add_argument("--runroot", metavar="DIR",
+                        help="runtime state directory (default /run/stockade, or <root>/run "
+                             "when --root is given)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="configuration file (default: /etc/stockade/config.toml then "
+                             "~/.config/stockade/config.toml; env STOCKADE_CONFIG)")
+    parser.add_argument("--debug", action="store_true", help="print a traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _report(message: str) -> None:
+    sys.stderr.write(f"stockade: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    ctx = Context(args)
+    try:
+        return int(handler(ctx) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``stockade images | head``); say nothing, as coreutils do.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - replaces the closed pipe for exit
+        except OSError:
+            pass
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line
+        if args.debug:
+            traceback.print_exc()
+        if getattr(exc, "user_facing", False):
+            _report(str(exc))
+            return int(getattr(exc, "exit_code", 1))
+        if isinstance(exc, OSError) and exc.strerror:
+            where = f": {exc.filename}" if exc.filename else ""
+            _report(f"{exc.strerror}{where}")
+            return 1
+        if not args.debug:
+            _report(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Verb modules of the command line; each exposes ``register(subparsers)``."""

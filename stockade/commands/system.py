@@ -1,0 +1,81 @@
+"""``version`` and ``info``: what is installed and what this host offers containers."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+
+from stockade import __version__
+from stockade.context import Context
+from stockade.output import add_output_flag, print_json, print_mapping
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("version", help="show version information")
+    add_output_flag(p)
+    p.set_defaults(func=cmd_version)
+
+    p = sub.add_parser("info", help="show the store, the configuration and the kernel's features")
+    add_output_flag(p)
+    p.set_defaults(func=cmd_info)
+
+
+def _version_data() -> dict[str, object]:
+    return {
+        "version": __version__,
+        "python": platform.python_version(),
+        "os": sys.platform,
+        "arch": platform.machine(),
+        "kernel": platform.release(),
+    }
+
+
+def cmd_version(ctx: Context) -> int:
+    data = _version_data()
+    if ctx.output == "json":
+        print_json(data)
+    else:
+        print_mapping({"Stockade": {k.capitalize(): v for k, v in data.items()}})
+    return 0
+
+
+def cmd_info(ctx: Context) -> int:
+    from engine.host import probe
+
+    paths, config, host = ctx.paths, ctx.config, probe()
+    cgroups = host.cgroups
+    data = {
+        "version": __version__,
+        "root": str(paths.root),
+        "runroot": str(paths.runroot),
+        "storage_driver": config.storage.driver,
+        "rootless": paths.rootless,
+        "config_files": list(config.sources),
+        "default_policy": config.policy.default,
+        "host": host.as_dict(),
+    }
+    if ctx.output == "json":
+        print_json(data)
+        return 0
+    print_mapping({
+        "Version": __version__,
+        "Store root": data["root"],
+        "Run root": data["runroot"],
+        "Storage driver": data["storage_driver"],
+        "Rootless": "yes" if paths.rootless else "no",
+        "Config files": data["config_files"],
+        "Default policy": data["default_policy"],
+        "Kernel": {
+            "Release": host.kernel,
+            "User namespaces": f"yes (max {host.max_user_namespaces})" if host.user_namespaces else "no",
+            "newuidmap": "yes" if host.newuidmap else "no",
+            "Overlayfs": "yes" if host.overlayfs else "no",
+            "Seccomp": ("yes (" + " ".join(host.seccomp_actions) + ")") if host.seccomp else "no",
+            "Cgroup layout": cgroups.layout,
+            "Cgroup manager": f"{cgroups.manager} (used for --memory, --pids-limit, --cpus)",
+            "Cgroup v1 controllers": sorted(cgroups.v1_mounts),
+            "Cgroup v2 controllers": list(cgroups.v2_controllers),
+        },
+    })
+    return 0

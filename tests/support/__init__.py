@@ -1,0 +1,1 @@
+"""Real parts for tests: a registry server on loopback, images built with independent tools."""
