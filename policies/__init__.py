@@ -1,0 +1,48 @@
+"""Stockade's policy engine: one policy language for ``run``, CI and Kubernetes admission.
+
+It evaluates plain JSON-like input documents (``input-document.schema.json``) and imports nothing
+else of Stockade's. The public surface:
+
+* ``resolve_policy(name_or_path)``, ``load_policy(path)``, ``builtin_policy(name)`` -> ``Policy``
+* ``requirements_for(policy, image_reference)`` -> the signature requirements ``trust`` must verify
+* ``harden(policy, document)`` -> ``Hardened`` (effective settings, what was filled, request violations)
+* ``evaluate(policy, document, now=None)`` -> ``Decision`` (``allowed``, ``exit_code``, ``as_dict()``)
+* ``policies.kubernetes.documents_from_manifests`` and ``policies.runline.document_from_run_args``
+  build input documents from manifests and run lines (``policy check``)
+
+CEL is imported only when a loaded policy has custom rules.
+"""
+
+from __future__ import annotations
+
+from policies.decision import Decision, Finding, Result
+from policies.errors import InputDocumentError, PolicyError, PolicyLoadError
+from policies.evaluate import evaluate
+from policies.globs import matches
+from policies.harden import Applied, Hardened, harden
+from policies.imageref import split_reference
+from policies.loader import Policy, builtin_policy, load_policy, load_policy_text, resolve_policy
+from policies.signatures import IdentityRequirement, KeyRequirement, SignatureRequirement, TufRequirement
+
+SCHEMA_FILE = "input-document.schema.json"
+
+
+def requirements_for(policy: Policy, image_reference: str) -> list[SignatureRequirement]:
+    """The signature requirements that apply to ``image_reference`` (every one must be satisfied).
+
+    Pass them to ``trust``'s verifiers before evaluating; an empty list means the policy requires no
+    signature for this image. Raises ``InputDocumentError`` for a malformed reference.
+    """
+    try:
+        name = split_reference(image_reference).name
+    except ValueError as exc:
+        raise InputDocumentError("image.reference", str(exc)) from None
+    return [r for r in policy.requirements if matches(r.images, name)]
+
+
+__all__ = [
+    "Applied", "Decision", "Finding", "Hardened", "IdentityRequirement", "InputDocumentError", "KeyRequirement",
+    "Policy", "PolicyError", "PolicyLoadError", "Result", "SCHEMA_FILE", "SignatureRequirement", "TufRequirement",
+    "builtin_policy", "evaluate", "harden", "load_policy", "load_policy_text", "requirements_for",
+    "resolve_policy",
+]

@@ -1,0 +1,50 @@
+"""Image-name globs as cosign's policy-controller and Kyverno write them.
+
+``*`` matches within one path segment, ``**`` across segments, ``?`` one character that is not a
+``/``. ``ghcr.io/org/*`` therefore matches ``ghcr.io/org/app`` but not ``ghcr.io/org/team/app``;
+``ghcr.io/org/**`` matches both. Patterns are matched against the whole name (anchored), so
+``ghcr.io/org/**`` never matches ``evil.io/ghcr.io/org/x``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_ALLOWED = re.compile(r"^[A-Za-z0-9._\-/:@*?\[\]]+$")
+
+
+def check_glob(pattern: str) -> str:
+    """Validate a glob (used by the policy loader); return it unchanged."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError("expected a non-empty glob string")
+    if not _ALLOWED.match(pattern):
+        raise ValueError(f"glob {pattern!r} has characters an image name cannot contain")
+    if "***" in pattern:
+        raise ValueError(f"glob {pattern!r}: use '*' (one segment) or '**' (any depth)")
+    return pattern
+
+
+@lru_cache(maxsize=4096)
+def compile_glob(pattern: str) -> re.Pattern[str]:
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def matches(patterns: tuple[str, ...], name: str) -> bool:
+    """Whether ``name`` matches any of ``patterns``."""
+    return any(compile_glob(p).match(name) for p in patterns)

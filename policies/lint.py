@@ -1,0 +1,57 @@
+"""``stockade policy lint``: beyond loading (which already refuses every error), the risky but valid.
+
+Warnings: expired exceptions (inert), exceptions expiring within 30 days, identity regular
+expressions without ``^…$`` anchors (cosign matches them anywhere), keyless signers without a
+transparency-log requirement, runtime settings that loosen the profile underneath, and a policy
+that requires no signature at all.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from policies.loader import Policy, builtin_policy
+from policies.model import PolicyFile, RuntimeSpec
+from policies.typed import Converter
+from policies.yamlsource import load_documents
+
+_STRICT = (("run_as_non_root", "runAsNonRoot", True), ("read_only_root_filesystem", "readOnlyRootFilesystem", True),
+           ("privileged", "privileged", False), ("allow_privilege_escalation", "allowPrivilegeEscalation", False))
+
+
+def _weakened(own: RuntimeSpec | None, base: RuntimeSpec | None, profile: str) -> list[str]:
+    if own is None or base is None:
+        return []
+    out = []
+    for attr, key, strict in _STRICT:
+        if getattr(base, attr) == strict and getattr(own, attr) == (not strict):
+            out.append(f"spec.runtime.{key}: {str(not strict).lower()} loosens profile {profile} "
+                       f"({str(strict).lower()}); say why in metadata.description or use an exception")
+    return out
+
+
+def lint(policy: Policy, text: str, file: str, *, today: datetime.date | None = None) -> list[str]:
+    """Warnings for an already loaded policy and its text."""
+    today = today or datetime.date.today()
+    warnings = []
+    for exc in policy.exceptions:
+        if exc.expires < today:
+            warnings.append(f"exception {exc.id} expired on {exc.expires}: it is inert; renew or remove it")
+        elif exc.expires <= today + datetime.timedelta(days=30):
+            warnings.append(f"exception {exc.id} expires on {exc.expires}")
+    for req in policy.requirements:
+        for ident in req.identities:
+            for label, rx in (("subjectRegExp", ident.subject_regexp), ("issuerRegExp", ident.issuer_regexp)):
+                if rx and not (rx.startswith("^") and rx.endswith("$")):
+                    warnings.append(f"{req.name}: {label} {rx!r} is not anchored (^…$): it matches anywhere "
+                                    "in the certificate's value")
+        if req.identities and not req.transparency_log:
+            warnings.append(f"{req.name}: keyless identities without transparencyLog: required")
+    if not policy.requirements:
+        warnings.append("no signatures section: any image runs whose settings pass (add one with "
+                        "`stockade policy new`)")
+    doc = load_documents(text, file)[0]
+    own: PolicyFile = Converter(doc).build(PolicyFile, doc.value, ())
+    if policy.profile is not None:
+        warnings += _weakened(own.spec.runtime, builtin_policy(policy.profile).runtime, policy.profile)
+    return warnings
