@@ -8,9 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PACKAGES := engine trust policies hardening stockade
 
-.PHONY: setup host-deps venv demo test lint bench lock clean
+.PHONY: setup host-deps venv interop demo test lint bench lock clean
 
-setup: host-deps venv
+setup: host-deps venv interop
 
 host-deps: $(VENV)/.host-deps
 $(VENV)/.host-deps: scripts/install-host-deps.sh
@@ -23,6 +23,13 @@ $(VENV)/.installed: $(VENV)/.host-deps requirements-dev.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+# sigstore-js (@sigstore/verify), the independent verifier of the bundles Stockade writes; pinned
+# with integrity hashes in package-lock.json.
+SIGSTORE_JS := tests/interop/sigstore-js
+interop: $(SIGSTORE_JS)/node_modules/.package-lock.json
+$(SIGSTORE_JS)/node_modules/.package-lock.json: $(SIGSTORE_JS)/package-lock.json $(VENV)/.host-deps
+	cd $(SIGSTORE_JS) && npm ci --no-audit --no-fund --loglevel=error
 
 demo: setup
 	./scripts/demo.sh
