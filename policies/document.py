@@ -29,7 +29,7 @@ class SignatureFact:
     """One signature ``trust`` verified (invalid ones are not facts: they go in ``failures``)."""
 
     kind: str                  # "key" or "keyless"
-    key_id: str | None         # sha256:<hex of the DER SubjectPublicKeyInfo>
+    key_id: str | None         # hex SHA-256 of the DER SubjectPublicKeyInfo (trust's key id)
     subject: str | None        # keyless: the certificate's SAN
     issuer: str | None         # keyless: the OIDC issuer
     tlog: bool                 # a transparency-log entry was verified
@@ -180,7 +180,8 @@ def _image(raw: Mapping[str, Any]) -> ImageFacts:
         if kind not in ("key", "keyless"):
             raise InputDocumentError(f"{p}.kind", "must be 'key' or 'keyless'")
         tlog = s.get("tlog")
-        sigs.append(SignatureFact(kind, _opt(s.get("keyId"), str, f"{p}.keyId"),
+        key_id = _opt(s.get("keyId"), str, f"{p}.keyId")
+        sigs.append(SignatureFact(kind, key_id.removeprefix("sha256:") if key_id else None,
                                   _opt(s.get("subject"), str, f"{p}.subject"),
                                   _opt(s.get("issuer"), str, f"{p}.issuer"),
                                   bool(tlog) if not isinstance(tlog, Mapping) else True,

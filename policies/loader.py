@@ -127,7 +127,7 @@ def _public_key(doc: Document, path: Path, pem: str, origin: str) -> tuple[str, 
         raise doc.error(path, f"{origin}: the PEM body is not valid base64") from None
     if len(der) < 32 or der[0] != 0x30:
         raise doc.error(path, f"{origin}: the PEM body is not a DER SubjectPublicKeyInfo")
-    return m.group(0), "sha256:" + hashlib.sha256(der).hexdigest()
+    return m.group(0), hashlib.sha256(der).hexdigest()
 
 
 def _requirements(doc: Document, spec: PolicySpec, base_dir: str, first: int) -> tuple[SignatureRequirement, ...]:

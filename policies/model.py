@@ -186,7 +186,7 @@ class KeyRef:
 
     path: str | None = None
     pem: str | None = None
-    # Filled by the loader: the PEM text and ``sha256:<hex of the DER SubjectPublicKeyInfo>``.
+    # Filled by the loader: the PEM text and the hex SHA-256 of the DER SubjectPublicKeyInfo.
     resolved_pem: str | None = field(default=None, metadata={"internal": True})
     key_id: str | None = field(default=None, metadata={"internal": True})
 

@@ -25,7 +25,7 @@ from policies.globs import matches
 
 @dataclass(frozen=True, slots=True)
 class KeyRequirement:
-    key_id: str          # sha256:<hex of the DER SubjectPublicKeyInfo>
+    key_id: str          # hex SHA-256 of the DER SubjectPublicKeyInfo, as trust.keys.PublicKey.key_id
     pem: str             # the public key, PEM
     path: str | None     # where it was read from (absolute), for messages
 
