@@ -1,0 +1,1 @@
+"""Hardening: seccomp profiles, capability sets, the hardened defaults, and the CIS-style audit."""

@@ -1,0 +1,202 @@
+"""An image read straight from an OCI image layout directory (``--image oci:DIR[:TAG]``).
+
+CI pipelines build an image into a layout (umoci, buildah, skopeo) and want it graded before it is
+pushed, with no store involved. Layers are read as tar streams, never extracted; every blob read is
+checked against its digest, because a layout is input from outside like any registry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterator, Mapping
+
+from engine.errors import StockadeError
+from hardening.audit.targets import LayerFile, image_name
+
+MAX_JSON = 4 * 1024 * 1024
+INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
+               "application/vnd.docker.distribution.manifest.list.v2+json")
+_KIND = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "dir",
+         tarfile.SYMTYPE: "link", tarfile.LNKTYPE: "link", tarfile.CHRTYPE: "char",
+         tarfile.BLKTYPE: "block", tarfile.FIFOTYPE: "fifo"}
+
+
+class LayoutError(StockadeError):
+    """The OCI layout is missing, malformed, or a blob does not match its digest."""
+
+
+class _Hashing(io.RawIOBase):
+    """Passes reads through while hashing them, so a layer's digest is checked as it streams."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw, self.sha = raw, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        data = self.raw.read(len(buf))
+        self.sha.update(data)
+        buf[:len(data)] = data
+        return len(data)
+
+
+@dataclass
+class OciLayoutImage:
+    """One image of a layout, with layer listings built once on load."""
+
+    layout: Path
+    id: str
+    digest: str | None
+    tags: tuple[str, ...]
+    config: Mapping[str, Any]
+    layer_descs: list[Mapping[str, Any]]
+    _files: list[list[LayerFile]] = field(default_factory=list)
+    _whiteouts: list[set[str]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return image_name(self.tags, self.id)
+
+    def _blob_path(self, digest: str) -> Path:
+        algo, _, hexd = digest.partition(":")
+        if algo != "sha256" or len(hexd) != 64 or not all(c in "0123456789abcdef" for c in hexd):
+            raise LayoutError(f"{self.layout}: unsupported or malformed digest {digest!r}")
+        return self.layout / "blobs" / "sha256" / hexd
+
+    def _open_layer(self, desc: Mapping[str, Any]) -> tuple[tarfile.TarFile, _Hashing]:
+        raw = open(self._blob_path(str(desc.get("digest", ""))), "rb")  # noqa: SIM115 - closed by caller
+        hashing = _Hashing(raw)
+        stream: IO[bytes] = io.BufferedReader(hashing)
+        if "zstd" in str(desc.get("mediaType", "")):
+            import zstandard  # only zstd layers pay for it
+
+            stream = zstandard.ZstdDecompressor().stream_reader(stream)
+            return tarfile.open(fileobj=stream, mode="r|"), hashing
+        return tarfile.open(fileobj=stream, mode="r|*"), hashing
+
+    def _scan(self, index: int, want: str | None = None, limit: int = 0) -> bytes | None:
+        """Read layer ``index``; without ``want`` record its listing, else return that file's bytes."""
+        desc = self.layer_descs[index]
+        try:
+            tar, hashing = self._open_layer(desc)
+        except FileNotFoundError:
+            raise LayoutError(f"{self.layout}: layer blob {desc.get('digest')} is missing") from None
+        files: list[LayerFile] = []
+        whiteouts: set[str] = set()
+        found: bytes | None = None
+        try:
+            with tar:
+                for member in tar:
+                    path = posixpath.normpath("/" + member.name)
+                    base = posixpath.basename(path)
+                    if want is None and base.startswith(".wh."):
+                        parent = posixpath.dirname(path)
+                        whiteouts.add(parent + "/" if base == ".wh..wh..opq"
+                                      else posixpath.join(parent, base[4:]))
+                        continue
+                    if want is not None:
+                        if path == want and member.isreg():
+                            extracted = tar.extractfile(member)
+                            found = extracted.read(limit) if extracted else None
+                            break
+                        continue
+                    files.append(LayerFile(path, member.mode & 0o7777, member.uid, member.gid,
+                                           _KIND.get(member.type, "other"), member.size, index))
+                if want is None:
+                    # Drain what tarfile left unread so the digest covers the whole blob.
+                    while hashing.readinto(bytearray(65536)):
+                        pass
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise LayoutError(f"{self.layout}: layer {desc.get('digest')} is not a readable tar: "
+                              f"{exc}") from None
+        finally:
+            hashing.raw.close()
+        if want is None:
+            actual = "sha256:" + hashing.sha.hexdigest()
+            if actual != desc.get("digest"):
+                raise LayoutError(f"{self.layout}: layer {desc.get('digest')} has digest {actual}")
+            self._files.append(files)
+            self._whiteouts.append(whiteouts)
+        return found
+
+    def load(self) -> "OciLayoutImage":
+        for i in range(len(self.layer_descs)):
+            self._scan(i)
+        return self
+
+    def files(self) -> Iterator[LayerFile]:
+        for layer in self._files:
+            yield from layer
+
+    def read_file(self, path: str, limit: int = 1024 * 1024) -> bytes | None:
+        want = posixpath.normpath("/" + path)
+        for index in range(len(self._files) - 1, -1, -1):
+            if any(f.path == want and f.kind == "file" for f in self._files[index]):
+                return self._scan(index, want, limit)
+            wh = self._whiteouts[index]
+            if want in wh or any(want.startswith(p) for p in wh if p.endswith("/")):
+                return None
+        return None
+
+
+def _read_json(path: Path, digest: str | None = None) -> Any:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON + 1)
+    except FileNotFoundError:
+        raise LayoutError(f"{path} does not exist") from None
+    if len(data) > MAX_JSON:
+        raise LayoutError(f"{path} is larger than {MAX_JSON} bytes")
+    if digest is not None and "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise LayoutError(f"{path} does not match its digest {digest}")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise LayoutError(f"{path} is not valid JSON: {exc}") from None
+
+
+def _pick(manifests: list[Mapping[str, Any]], tag: str | None, where: Path) -> Mapping[str, Any]:
+    if tag is not None:
+        named = [m for m in manifests
+                 if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag]
+        if not named:
+            raise LayoutError(f"{where}: no image tagged {tag!r}")
+        return named[0]
+    if len(manifests) != 1:
+        raise LayoutError(f"{where}: holds {len(manifests)} images; name one as oci:DIR:TAG")
+    return manifests[0]
+
+
+def open_layout(spec: str) -> OciLayoutImage:
+    """``DIR`` or ``DIR:TAG`` -> the image, its layers listed and digest-checked."""
+    directory, _, tag = spec.partition(":")
+    layout = Path(directory)
+    if not (layout / "oci-layout").is_file():
+        raise LayoutError(f"{layout} is not an OCI image layout (no oci-layout file)")
+    index = _read_json(layout / "index.json")
+    desc = _pick(list(index.get("manifests") or []), tag or None, layout)
+    image = OciLayoutImage(layout, "", None, (), {}, [])
+    manifest = _read_json(image._blob_path(str(desc.get("digest"))), str(desc.get("digest")))
+    if desc.get("mediaType") in INDEX_TYPES or manifest.get("mediaType") in INDEX_TYPES:
+        children = [m for m in manifest.get("manifests") or []
+                    if (m.get("platform") or {}).get("architecture") in (None, "amd64")]
+        if not children:
+            raise LayoutError(f"{layout}: index {desc.get('digest')} has no linux/amd64 image")
+        desc = children[0]
+        manifest = _read_json(image._blob_path(str(desc.get("digest"))), str(desc.get("digest")))
+    config_desc = manifest.get("config") or {}
+    config = _read_json(image._blob_path(str(config_desc.get("digest"))),
+                        str(config_desc.get("digest")))
+    image.id = str(config_desc.get("digest"))
+    image.digest = str(desc.get("digest"))
+    image.tags = (f"oci:{layout}:{tag}",) if tag else (f"oci:{layout}",)
+    image.config = config
+    image.layer_descs = list(manifest.get("layers") or [])
+    return image.load()
