@@ -27,6 +27,8 @@ from stockade.context import Context
 # Each module registers its verbs on the root sub-parser; order is the order of ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "stockade.commands.system",
+    "stockade.commands.tuf",
+    "stockade.commands.audit",
     "stockade.commands.policy",
 )
 
