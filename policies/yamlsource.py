@@ -102,7 +102,8 @@ def load_documents(text: str, file: str, *, max_nodes: int = 1_000_000) -> list[
                 if node is not None:
                     doc = Document(None, file, index=index)
                     doc.value = _Builder(doc, max_nodes).build(node, ())
-                    docs.append(doc)
+                    if doc.value is not None:
+                        docs.append(doc)
                 index += 1
         finally:
             loader.dispose()
