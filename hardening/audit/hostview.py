@@ -59,14 +59,16 @@ class HostView:
 
     ``owners`` overrides the owner of named paths: a fixture tree built by an unprivileged test
     cannot chown its files to root, yet the checks must compare ownership. It is empty for a real
-    host.
+    host. ``live`` says whether commands (``auditctl``) describe this tree's kernel: true for ``/``,
+    false for a host disk mounted elsewhere, and true for a fixture paired with a fake runner.
     """
 
     def __init__(self, root: str | os.PathLike[str] = "/",
-                 owners: Mapping[str, tuple[int, int]] | None = None) -> None:
+                 owners: Mapping[str, tuple[int, int]] | None = None,
+                 live: bool | None = None) -> None:
         self.root = Path(root)
         self.owners = dict(owners or {})
-        self.live = self.root == Path("/")
+        self.live = self.root == Path("/") if live is None else live
 
     def path(self, host_path: str | os.PathLike[str]) -> Path:
         """The real path of ``host_path`` under the root; ``..`` cannot climb out of it."""

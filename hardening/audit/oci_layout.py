@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
 from engine.errors import StockadeError
-from hardening.audit.targets import LayerFile, image_name
+from hardening.audit.targets import LayerFile, image_name, image_path
 
 MAX_JSON = 4 * 1024 * 1024
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
@@ -94,7 +94,7 @@ class OciLayoutImage:
         try:
             with tar:
                 for member in tar:
-                    path = posixpath.normpath("/" + member.name)
+                    path = image_path(member.name)
                     base = posixpath.basename(path)
                     if want is None and base.startswith(".wh."):
                         parent = posixpath.dirname(path)
@@ -136,7 +136,7 @@ class OciLayoutImage:
             yield from layer
 
     def read_file(self, path: str, limit: int = 1024 * 1024) -> bytes | None:
-        want = posixpath.normpath("/" + path)
+        want = image_path(path)
         for index in range(len(self._files) - 1, -1, -1):
             if any(f.path == want and f.kind == "file" for f in self._files[index]):
                 return self._scan(index, want, limit)

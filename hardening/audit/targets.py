@@ -50,6 +50,14 @@ class ImageRecord(Protocol):
         ...
 
 
+def image_path(path: str) -> str:
+    """An absolute, normalised path inside an image (``./etc//passwd`` -> ``/etc/passwd``).
+
+    POSIX keeps a leading ``//`` through normpath, so leading slashes are stripped first.
+    """
+    return posixpath.normpath("/" + path.lstrip("/"))
+
+
 def image_name(tags: Sequence[str], image_id: str) -> str:
     """How reports name an image: its first tag, else its short ID."""
     return tags[0] if tags else image_id.split(":")[-1][:12]
@@ -84,17 +92,17 @@ class DocumentImage:
                 if entry.get("whiteout"):
                     continue
                 content = entry.get("content")
-                yield LayerFile(path=posixpath.normpath("/" + entry["path"]), mode=entry["mode"],
+                yield LayerFile(path=image_path(entry["path"]), mode=entry["mode"],
                                 uid=entry.get("uid", 0), gid=entry.get("gid", 0),
                                 kind=entry.get("kind", "file"),
                                 size=len(content.encode()) if content else entry.get("size", 0),
                                 layer=index)
 
     def read_file(self, path: str, limit: int = 1024 * 1024) -> bytes | None:
-        want = posixpath.normpath("/" + path)
+        want = image_path(path)
         for layer in reversed(self.layers):
             for entry in layer:
-                if posixpath.normpath("/" + entry["path"]) == want:
+                if image_path(entry["path"]) == want:
                     if entry.get("whiteout") or entry.get("content") is None:
                         return None
                     return str(entry["content"]).encode()[:limit]

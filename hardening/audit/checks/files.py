@@ -43,7 +43,8 @@ def _candidates(view: Any, params: Mapping[str, Any]) -> tuple[list[FileInfo], l
                 if "contains" in under and under["contains"] not in (view.host.read_text(info.path, 65536) or ""):
                     continue
                 found.append(info)
-    return found, searched
+    unique = {info.path: info for info in found}
+    return list(unique.values()), searched
 
 
 @implements("file_mode")

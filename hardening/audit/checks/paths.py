@@ -23,7 +23,7 @@ def home_of(view: Any, uid: int) -> str | None:
 def certs_roots(view: Any) -> list[str]:
     """certs.d directories the registry client reads (configured ones first)."""
     extra = list(view.config.registries.certs_dirs) if view.config is not None else []
-    return extra + [str(view.paths.config_dir / "certs.d")]
+    return list(dict.fromkeys(extra + [str(view.paths.config_dir / "certs.d")]))
 
 
 def resolve(view: Any, name: str) -> list[str]:
