@@ -1,0 +1,192 @@
+"""Registry credentials: Stockade's own file (``stockade login``) and Docker's ``config.json``.
+
+Stockade's file has Docker's shape (``{"auths": {"host": {"auth": base64("user:pass")}}}``) so tools
+that read podman's ``auth.json`` read it too. It lives at ``--authfile``, else ``$REGISTRY_AUTH_FILE``
+(podman's variable), else ``<config dir>/auth.json``; it is written atomically with mode 0600 in a
+0700 directory, because it holds passwords.
+
+Lookups fall back to Docker's configuration (``$DOCKER_CONFIG/config.json``, default
+``~/.docker/config.json``): its ``auths`` entries, and its credential helpers (``credHelpers`` per
+registry, ``credsStore`` for all), which are run as ``docker-credential-<name> get`` exactly as
+Docker runs them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import shutil
+import subprocess  # nosec B404 # Docker credential helpers, run with an argument list
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.atomicfile import write_atomic
+from engine.registry.errors import AuthError
+
+DOCKER_HUB = "docker.io"
+_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io", "docker.io")
+ENV_AUTH_FILE = "REGISTRY_AUTH_FILE"
+MAX_FILE = 4 * 1024 * 1024  # a credentials file larger than this is not one
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    identity_token: str | None = None  # an OAuth2 refresh token (Docker's "identitytoken")
+
+    def __repr__(self) -> str:  # never print a password in a traceback
+        return f"Credentials(username={self.username!r}, password=***)"
+
+
+def normalize_host(key: str) -> str:
+    """``https://index.docker.io/v1/`` -> ``docker.io``; ``http://h:5000/x`` -> ``h:5000``."""
+    host = key.split("://", 1)[-1].split("/", 1)[0]
+    return DOCKER_HUB if host in _HUB_ALIASES else host
+
+
+def docker_config_path() -> Path:
+    directory = os.environ.get("DOCKER_CONFIG")
+    return (Path(directory) if directory else Path.home() / ".docker") / "config.json"
+
+
+def default_auth_file(config_dir: Path) -> Path:
+    env = os.environ.get(ENV_AUTH_FILE)
+    return Path(env) if env else config_dir / "auth.json"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE + 1)
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise AuthError(f"cannot read credentials file {path}: {exc.strerror}") from None
+    if len(raw) > MAX_FILE:
+        raise AuthError(f"credentials file {path} is larger than {MAX_FILE} bytes")
+    try:
+        doc = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise AuthError(f"credentials file {path} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise AuthError(f"credentials file {path}: expected a JSON object")
+    return doc
+
+
+def _decode_entry(entry: Any, path: Path, key: str) -> Credentials | None:
+    if not isinstance(entry, dict):
+        raise AuthError(f"credentials file {path}: entry {key!r} is not an object")
+    token = entry.get("identitytoken") or None
+    auth = entry.get("auth")
+    if auth:
+        try:
+            user, sep, password = base64.b64decode(auth, validate=True).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise AuthError(f"credentials file {path}: entry {key!r} has a malformed auth value") from None
+        if not sep:
+            raise AuthError(f"credentials file {path}: entry {key!r} auth is not user:password")
+        return Credentials(user, password, token)
+    if entry.get("username") is not None:
+        return Credentials(str(entry["username"]), str(entry.get("password", "")), token)
+    if token:
+        return Credentials("<token>", "", token)
+    return None
+
+
+def _from_auths(doc: dict[str, Any], registry: str, path: Path) -> Credentials | None:
+    auths = doc.get("auths") or {}
+    if not isinstance(auths, dict):
+        raise AuthError(f"credentials file {path}: 'auths' must be an object")
+    for key, entry in auths.items():
+        if normalize_host(key) == registry:
+            found = _decode_entry(entry, path, key)
+            if found:
+                return found
+    return None
+
+
+def _run_helper(name: str, registry: str) -> Credentials | None:
+    """``docker-credential-NAME get``: stdin the server, stdout {"Username", "Secret"}."""
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise AuthError(f"credential helper name {name!r} is malformed")
+    program = shutil.which(f"docker-credential-{name}")
+    if program is None:
+        raise AuthError(f"credential helper docker-credential-{name} (from {docker_config_path()}) "
+                        "is not installed")
+    server = "https://index.docker.io/v1/" if registry == DOCKER_HUB else registry
+    proc = subprocess.run([program, "get"], input=server.encode(), capture_output=True,
+                          timeout=60, check=False)
+    if proc.returncode != 0:
+        message = proc.stdout.decode(errors="replace").strip()
+        if "credentials not found" in message.lower():
+            return None
+        raise AuthError(f"credential helper docker-credential-{name} failed for {registry}: "
+                        f"{message or proc.stderr.decode(errors='replace').strip()}")
+    try:
+        doc = json.loads(proc.stdout[:MAX_FILE])
+        user, secret = str(doc["Username"]), str(doc["Secret"])
+    except (ValueError, KeyError, TypeError):
+        raise AuthError(f"credential helper docker-credential-{name} printed malformed output") from None
+    if user == "<token>":
+        return Credentials(user, "", secret)
+    return Credentials(user, secret)
+
+
+class CredentialStore:
+    """Where credentials are looked up (Stockade's file, then Docker's) and saved (Stockade's)."""
+
+    def __init__(self, auth_file: Path, docker_config: Path | None = None) -> None:
+        self.auth_file = auth_file
+        self.docker_config = docker_config or docker_config_path()
+
+    def get(self, registry: str) -> Credentials | None:
+        registry = normalize_host(registry)
+        found = _from_auths(_read_json(self.auth_file), registry, self.auth_file)
+        if found:
+            return found
+        doc = _read_json(self.docker_config)
+        helpers = doc.get("credHelpers") or {}
+        if isinstance(helpers, dict):
+            for key, helper in helpers.items():
+                if normalize_host(key) == registry and isinstance(helper, str):
+                    return _run_helper(helper, registry)
+        found = _from_auths(doc, registry, self.docker_config)
+        if found:
+            return found
+        store = doc.get("credsStore")
+        if isinstance(store, str) and store:
+            return _run_helper(store, registry)
+        return None
+
+    def save(self, registry: str, credentials: Credentials) -> None:
+        registry = normalize_host(registry)
+        doc = _read_json(self.auth_file)
+        auths = doc.setdefault("auths", {})
+        for key in [k for k in auths if normalize_host(k) == registry]:
+            del auths[key]
+        pair = f"{credentials.username}:{credentials.password}".encode()
+        auths[registry] = {"auth": base64.b64encode(pair).decode("ascii")}
+        self._write(doc)
+
+    def remove(self, registry: str) -> bool:
+        """Forget ``registry``; False if Stockade's file had no entry for it."""
+        registry = normalize_host(registry)
+        doc = _read_json(self.auth_file)
+        auths = doc.get("auths") or {}
+        keys = [k for k in auths if normalize_host(k) == registry]
+        for key in keys:
+            del auths[key]
+        if keys:
+            self._write(doc)
+        return bool(keys)
+
+    def registries(self) -> list[str]:
+        return sorted(normalize_host(k) for k in (_read_json(self.auth_file).get("auths") or {}))
+
+    def _write(self, doc: dict[str, Any]) -> None:
+        self.auth_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(self.auth_file, (json.dumps(doc, indent=2) + "\n").encode(), mode=0o600)

@@ -1,0 +1,259 @@
+"""One registry host: scheme choice, authentication, retries, redirects, bounded reads, errors.
+
+Everything between "send this request to the registry" and "here is a response worth reading":
+
+* the scheme is chosen once by pinging ``/v2/``: HTTPS, or plain HTTP only when ``tls.py`` allows
+  it and the server does not speak TLS at all;
+* ``401`` is answered through :class:`~engine.registry.auth.Authenticator` and the request is sent
+  again once;
+* ``429``, ``5xx`` and broken connections are retried with exponential backoff (request bodies are
+  factories, so an upload can be replayed);
+* redirects (blob storage) are followed at most ``MAX_REDIRECTS`` times, a loop is an error, HTTPS is
+  never downgraded, and the ``Authorization`` header never leaves the registry's own host.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import ssl
+import time
+from typing import BinaryIO, Callable, Mapping
+from urllib.parse import urljoin, urlsplit
+
+from engine.registry.auth import Authenticator
+from engine.registry.credentials import Credentials
+from engine.registry.errors import (AuthError, ManifestUnknownError, RegistryError, TLSError,
+                                    VerificationError)
+from engine.registry.tls import HostSecurity
+from engine.registry.transport import CONNECTION_ERRORS, Response, Transport
+
+MAX_REDIRECTS = 5
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_ERROR_BODY = 64 * 1024
+BACKOFF_BASE = 0.25  # seconds; doubled per attempt, with jitter
+USER_AGENT = "stockade"
+
+BodyFactory = Callable[[], BinaryIO]
+Body = bytes | BodyFactory | None
+
+
+def read_bounded(resp: Response, limit: int, what: str) -> bytes:
+    """Read a whole response body that must not exceed ``limit`` bytes (a hostile registry can send
+    gigabytes where a manifest belongs); refuse it before reading if the length says so."""
+    length = resp.header("Content-Length")
+    if length is not None and length.strip().isdigit() and int(length) > limit:
+        resp.close()
+        raise VerificationError(f"{what} is {int(length)} bytes, larger than the {limit}-byte limit "
+                                "(unpack.max_manifest_size)")
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = resp.read(min(1024 * 1024, limit + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            resp.close()
+            raise VerificationError(f"{what} is larger than the {limit}-byte limit "
+                                    "(unpack.max_manifest_size)")
+    resp.close()
+    return b"".join(chunks)
+
+
+def drain(resp: Response) -> None:
+    """Read a small unwanted body to its end so the keep-alive connection can be reused."""
+    try:
+        resp.read(MAX_ERROR_BODY)
+    except (OSError, *CONNECTION_ERRORS):
+        pass
+    resp.close()
+
+
+def _error_detail(resp: Response) -> str:
+    """``CODE: message`` from a distribution error body, else a short excerpt of the body."""
+    try:
+        body = resp.read(MAX_ERROR_BODY)
+    except (OSError, *CONNECTION_ERRORS):
+        body = b""
+    finally:
+        resp.close()
+    try:
+        errors = json.loads(body).get("errors") or []
+        parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors
+                 if isinstance(e, dict)]
+        if parts:
+            return "; ".join(parts)[:300]
+    except (ValueError, AttributeError):
+        pass
+    text = body.decode("utf-8", errors="replace").strip().splitlines()
+    return text[0][:200] if text else ""
+
+
+class Session:
+    """Requests to one registry (``host[:port]``), authenticated and retried."""
+
+    def __init__(self, registry: str, *, transport: Transport, security: Callable[[str], HostSecurity],
+                 credentials: Callable[[], Credentials | None], timeout: float, retries: int) -> None:
+        self.registry = registry
+        self.transport = transport
+        self._security = security  # host[:port] -> how to reach it (this registry and redirect targets)
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self.timeout = timeout
+        self.retries = retries
+        self.base: str | None = None
+        self.auth = Authenticator(registry, credentials, self._fetch_token,
+                                  realm_allowed=lambda host: security(host).allow_http)
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _tls(self, url: str) -> ssl.SSLContext | None:
+        parts = urlsplit(url)
+        if parts.scheme != "https":
+            return None
+        host = parts.netloc
+        if host not in self._contexts:
+            self._contexts[host] = self._security(host).context()
+        return self._contexts[host]
+
+    def _raw(self, method: str, url: str, headers: Mapping[str, str], body: BinaryIO | bytes | None,
+             ) -> Response:
+        full = {"User-Agent": USER_AGENT, **headers}
+        if body is None and method in ("PUT", "POST", "PATCH"):
+            full.setdefault("Content-Length", "0")
+        elif isinstance(body, bytes):
+            full["Content-Length"] = str(len(body))
+        try:
+            return self.transport.request(method, url, headers=full, body=body, timeout=self.timeout,
+                                          tls=self._tls(url))
+        except ssl.SSLCertVerificationError as exc:
+            raise TLSError(f"{urlsplit(url).netloc}: certificate not trusted ({exc.verify_message}); "
+                           f"put its CA in certs.d/{urlsplit(url).netloc}/ca.crt, or use "
+                           "--tls-verify=false") from None
+
+    def _fetch_token(self, method: str, url: str, headers: dict[str, str],
+                     body: bytes | None) -> tuple[int, bytes]:
+        resp = self._follow(method, url, headers, lambda: body, registry_auth=None)
+        return resp.status, read_bounded(resp, 1024 * 1024, f"token response from {url}")
+
+    def ping(self) -> None:
+        """Choose the scheme (``/v2/`` over HTTPS, else HTTP where allowed) and learn the challenge."""
+        if self.base is not None:
+            return
+        security = self._security(self.registry)
+        last: ssl.SSLError | None = None
+        schemes = ("https", "http") if security.allow_http else ("https",)
+        for scheme in schemes:
+            url = f"{scheme}://{self.registry}/v2/"
+            try:
+                resp = self._with_retries(lambda u=url: self._raw("GET", u, {}, None),  # type: ignore[misc]
+                                          f"{self.registry}")
+            except ssl.SSLError as exc:
+                last = exc
+                continue  # the server does not speak TLS: plain HTTP, if allowed
+            self.base = f"{scheme}://{self.registry}"
+            if resp.status == 401:
+                self.auth.prime(resp.header("WWW-Authenticate"))
+            elif resp.status == 404:
+                resp.close()
+                raise RegistryError(f"{self.registry} is not an OCI registry (GET /v2/ answered 404)")
+            drain(resp)
+            return
+        reason = getattr(last, "reason", None) or last
+        raise TLSError(f"{self.registry}: TLS handshake failed ({reason}); if it serves plain HTTP, "
+                       "list it in registries.insecure or use --tls-verify=false") from None
+
+    def _with_retries(self, send: Callable[[], Response], what: str) -> Response:
+        """Call ``send`` until it returns a response that is not a transient failure."""
+        attempt = 0
+        while True:
+            try:
+                resp = send()
+            except CONNECTION_ERRORS as exc:
+                if attempt >= self.retries or isinstance(exc, ConnectionRefusedError):
+                    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+                    raise RegistryError(f"cannot reach {what}: {reason} (after {attempt + 1} "
+                                        f"attempt{'s' if attempt else ''})") from None
+            else:
+                if resp.status not in RETRY_STATUSES or attempt >= self.retries:
+                    return resp
+                drain(resp)
+            time.sleep(BACKOFF_BASE * (2 ** attempt) * (0.5 + random.random()))  # nosec B311 # backoff jitter, not security
+            attempt += 1
+
+    def _follow(self, method: str, url: str, headers: Mapping[str, str], body: Callable[[], Body],
+                registry_auth: str | None) -> Response:
+        """Send, following redirects; ``registry_auth`` goes only to the registry's own host."""
+        seen: set[str] = set()
+        for _ in range(MAX_REDIRECTS + 1):
+            seen.add(url)
+            sent = dict(headers)
+            if registry_auth and urlsplit(url).netloc == self.registry:
+                sent["Authorization"] = registry_auth
+            payload = body()
+            stream = payload() if callable(payload) else payload
+            try:
+                resp = self._raw(method, url, sent, stream)
+            finally:
+                if stream is not None and not isinstance(stream, bytes):
+                    stream.close()
+            if resp.status not in REDIRECT_STATUSES:
+                return resp
+            location = resp.header("Location")
+            drain(resp)
+            if not location:
+                raise RegistryError(f"{self.registry}: redirect {resp.status} without a Location")
+            target = urljoin(url, location)
+            parts = urlsplit(target)
+            if parts.scheme not in ("http", "https"):
+                raise RegistryError(f"{self.registry}: redirect to unsupported URL {target!r}")
+            if urlsplit(url).scheme == "https" and parts.scheme == "http" \
+                    and not self._security(parts.netloc).allow_http:
+                raise RegistryError(f"{self.registry}: refusing a redirect from HTTPS to plain HTTP "
+                                    f"({target})")
+            if target in seen:
+                raise RegistryError(f"{self.registry}: redirect loop at {target}")
+            if resp.status == 303:
+                method, body = "GET", (lambda: None)
+            url = target
+        raise RegistryError(f"{self.registry}: more than {MAX_REDIRECTS} redirects from {method} {url}")
+
+    # --- the API the client uses --------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        self.ping()
+        return f"{self.base}{path}"
+
+    def request(self, method: str, path_or_url: str, *, scope: tuple[str, ...],
+                headers: Mapping[str, str] | None = None, body: Body = None) -> Response:
+        """Send an authenticated request (path relative to the registry, or an absolute URL the
+        registry gave us, e.g. an upload location) and return the final response, any status."""
+        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        what = f"{method} {urlsplit(url).path}"
+        auth = self.auth.header(scope)
+        for answered in (False, True):
+            resp = self._with_retries(
+                lambda a=auth: self._follow(method, url, headers or {}, lambda: body,  # type: ignore[misc]
+                                            registry_auth=a), f"{self.registry}: {what}")
+            if resp.status != 401 or answered:
+                break
+            challenge = resp.header("WWW-Authenticate")
+            drain(resp)
+            auth = self.auth.answer(challenge, scope)
+        if resp.status == 401:
+            resp.close()
+            raise AuthError(f"{self.registry}: authentication failed for {what} (check the "
+                            f"credentials: stockade login {self.registry})")
+        return resp
+
+    def fail(self, resp: Response, what: str) -> RegistryError:
+        """The error for an unexpected response (the caller raises it)."""
+        detail = _error_detail(resp)
+        suffix = f": {detail}" if detail else ""
+        if resp.status == 404:
+            return ManifestUnknownError(f"{what}: not found{suffix}")
+        if resp.status == 403:
+            return AuthError(f"{what}: access denied{suffix}")
+        return RegistryError(f"{what}: HTTP {resp.status}{suffix}")

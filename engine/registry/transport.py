@@ -1,0 +1,151 @@
+"""The one place Stockade touches the network: a small HTTP transport interface and its real form.
+
+python-tuf keeps network access behind ``FetcherInterface``; the registry client does the same with
+:class:`Transport`, so authentication, redirects, retries and verification are plain logic that a test
+can drive with a loopback server or a hostile one. :class:`HTTPTransport` is the standard-library
+implementation: ``http.client`` with keep-alive connections pooled per host (thread-safe: each
+request takes a connection out of the pool and returns it only after its body was read to the end).
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+from typing import BinaryIO, Mapping, Protocol
+from urllib.parse import urlsplit
+
+Body = bytes | BinaryIO | None
+SEND_BLOCK = 1024 * 1024  # bytes per send() when streaming an upload
+
+
+class Response(Protocol):
+    """What a transport returns: status, headers, a streaming body. Close it when done."""
+
+    status: int
+    url: str
+
+    def header(self, name: str) -> str | None: ...
+    def read(self, n: int = -1) -> bytes: ...
+    def readinto(self, buffer: bytearray | memoryview) -> int: ...
+    def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Send one HTTP request (no redirects, no auth, no retries: the session does those)."""
+
+    def request(self, method: str, url: str, *, headers: Mapping[str, str], body: Body,
+                timeout: float, tls: ssl.SSLContext | None) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+# Errors that mean "the connection broke", worth a retry on a new connection.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead,
+    http.client.BadStatusLine, socket.timeout, TimeoutError,
+)
+
+
+class _PooledResponse:
+    """An ``http.client`` response that hands its connection back to the pool when fully read."""
+
+    def __init__(self, resp: http.client.HTTPResponse, conn: http.client.HTTPConnection,
+                 transport: "HTTPTransport", key: tuple[object, ...], url: str) -> None:
+        self._resp, self._conn, self._transport, self._key = resp, conn, transport, key
+        self.status = resp.status
+        self.url = url
+
+    def header(self, name: str) -> str | None:
+        return self._resp.getheader(name)
+
+    def read(self, n: int = -1) -> bytes:
+        return self._resp.read() if n < 0 else self._resp.read(n)
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        return self._resp.readinto(buffer)
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None  # type: ignore[assignment]
+        if conn is None:
+            return
+        reusable = self._resp.isclosed() and not self._resp.will_close
+        self._resp.close()
+        if reusable:
+            self._transport._give_back(self._key, conn)
+        else:
+            conn.close()
+
+
+class HTTPTransport:
+    """``http.client`` connections, kept alive and reused per (scheme, host, TLS context)."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[object, ...], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def _take(self, key: tuple[object, ...]) -> http.client.HTTPConnection | None:
+        with self._lock:
+            conns = self._idle.get(key)
+            return conns.pop() if conns else None
+
+    def _give_back(self, key: tuple[object, ...], conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            self._idle.setdefault(key, []).append(conn)
+
+    def _connect(self, scheme: str, netloc: str, timeout: float,
+                 tls: ssl.SSLContext | None) -> http.client.HTTPConnection:
+        if scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                netloc, timeout=timeout, context=tls or ssl.create_default_context(),
+                blocksize=SEND_BLOCK)
+        else:
+            conn = http.client.HTTPConnection(netloc, timeout=timeout, blocksize=SEND_BLOCK)
+        return conn
+
+    @staticmethod
+    def _send(conn: http.client.HTTPConnection, method: str, target: str,
+              headers: Mapping[str, str], body: Body) -> http.client.HTTPResponse:
+        try:
+            conn.request(method, target, body=body, headers=dict(headers))
+            return conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
+
+    def request(self, method: str, url: str, *, headers: Mapping[str, str], body: Body,
+                timeout: float, tls: ssl.SSLContext | None) -> Response:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"unsupported URL scheme in {url!r}")
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        key = (parts.scheme, parts.netloc, id(tls) if tls is not None else None)
+        conn = self._take(key)
+        reused = conn is not None
+        if conn is None:
+            conn = self._connect(parts.scheme, parts.netloc, timeout, tls)
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        start = body.tell() if body is not None and not isinstance(body, bytes) else 0
+        try:
+            resp = self._send(conn, method, target, headers, body)
+        except CONNECTION_ERRORS + (BrokenPipeError,):
+            if not reused:
+                raise
+            # A kept-alive connection the server had already closed: one fresh attempt.
+            if body is not None and not isinstance(body, bytes):
+                body.seek(start)
+            conn = self._connect(parts.scheme, parts.netloc, timeout, tls)
+            resp = self._send(conn, method, target, headers, body)
+        return _PooledResponse(resp, conn, self, key, url)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
