@@ -208,8 +208,8 @@ def cmd_inspect(ctx: Context) -> int:
                              "verified from")
         data = client.describe_remote(ctx.args.tuf, ctx.args.tuf_root, tuf_cache(ctx))
     if prefix is not None:
-        data["targets"] = [t for t in data["targets"]
-                           if t["name"] == tag_name or (tag_name is None and t["name"].startswith(prefix))]
+        data["targets"] = [t for t in data["targets"] if t["name"] == tag_name
+                           or (tag_name is None and t["name"].startswith(prefix))]
         if tag_name is not None and not data["targets"]:
             from trust.tuf.errors import TufUnknownTagError
 
@@ -320,7 +320,8 @@ def parse_expiry(text: str, now: datetime) -> datetime:
         except ValueError:
             raise UsageError(f"--expires {text!r}: expected a duration (30m, 12h, 7d, 2w) or an "
                              "ISO 8601 date such as 2026-01-31T00:00:00Z") from None
-        when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+        when = (when.replace(tzinfo=timezone.utc) if when.tzinfo is None
+                else when.astimezone(timezone.utc))
     when = when.replace(microsecond=0)
     if when <= now:
         raise UsageError(f"--expires {text!r} is not in the future")

@@ -1,10 +1,11 @@
 """The repository's private keys: ECDSA P-256, encrypted at rest, one file per key id.
 
 Each key is an encrypted PKCS#8 PEM (``BEGIN ENCRYPTED PRIVATE KEY``: PBES2, AES-256-CBC, as
-``stockade key generate`` writes them), so ``openssl pkey`` can open it with the password. The file is named after the TUF key id (``keys/<keyid>.key``, mode 0600), and
-the metadata says which role a key id serves: a rotation writes the new key's file before the
-metadata that names it and deletes the old file after, so a crash at any point leaves every key
-the current metadata names on disk.
+``stockade key generate`` writes them), so ``openssl pkey`` can open it with the password. The
+file is named after the TUF key id (``keys/<keyid>.key``, mode 0600) and the metadata says which
+role a key id serves: a rotation writes the new key's file before the metadata that names it and
+deletes the old file after, so a crash at any point leaves every key the current metadata names
+on disk.
 
 The password is asked for lazily (``password`` is a callable): an operation only decrypts the keys
 it signs with, and ``trust inspect`` never asks at all.

@@ -32,6 +32,7 @@ from trust.tuf.model import (
 from trust.tuf.store import RepositoryFiles
 
 Password = Callable[[], bytes]
+_Editing = tuple[RepositoryModel, KeyStore, list["Change"]]
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def utcnow() -> datetime:
 
 @contextlib.contextmanager
 def _editing(repo: str | Path, password: Password, now: datetime | None,
-             expires: Mapping[str, datetime] | None = None) -> Iterator[tuple[RepositoryModel, KeyStore, list[Change]]]:
+             expires: Mapping[str, datetime] | None = None) -> Iterator[_Editing]:
     """Lock, load, yield the model; on a clean exit publish what it made and report the change."""
     files = RepositoryFiles(repo)
     with files.locked():
@@ -94,7 +95,8 @@ def sign(repo: str | Path, name: str, digest: str, length: int, password: Passwo
     except ReferenceError as exc:
         raise TufRepositoryError(str(exc)) from None
     if isinstance(length, bool) or not isinstance(length, int) or length <= 0:
-        raise TufRepositoryError(f"invalid manifest length {length!r}: expected a positive size in bytes")
+        raise TufRepositoryError(f"invalid manifest length {length!r}: expected a positive size "
+                                 "in bytes")
     with _editing(repo, password, now) as (model, _, result):
         model.set_target(name, digest, length, custom)
     return result[0]

@@ -99,7 +99,8 @@ class RepositoryFiles:
     def load(self) -> dict[str, bytes]:
         """The current version of every role, as published bytes."""
         if not self.exists():
-            raise TufRepositoryError(f"{self.root} is not a TUF repository (no {METADATA_DIR}/1.root.json); "
+            raise TufRepositoryError(f"{self.root} is not a TUF repository (no "
+                                     f"{METADATA_DIR}/1.root.json); "
                                      "create one with `stockade trust init --repo DIR`")
         published = {ROOT: self._read(f"{self.root_version()}.root.json"),
                      TIMESTAMP: self._read(f"{TIMESTAMP}.json")}

@@ -58,7 +58,8 @@ def serve() -> Iterator[Callable[[Path], Served]]:
         requests: list[str] = []
         handler = functools.partial(_Handler, directory=str(directory), requests=requests)
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         servers.append(server)
         return Served(directory, f"http://127.0.0.1:{server.server_address[1]}/", requests)
 

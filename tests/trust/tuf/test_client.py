@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from tuf.api.metadata import MetaFile
@@ -212,8 +213,9 @@ def test_every_role_rotated_in_turn(signed: TufRepo) -> None:
     assert verify(signed).versions["root"] == 5
 
 
-def test_unreachable_repository(signed: TufRepo, serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    empty: Served = serve(tmp_path)
+def test_unreachable_repository(signed: TufRepo, serve: Callable[[Path], Served],
+                                tmp_path: Path) -> None:
+    empty = serve(tmp_path)
     with pytest.raises(TufUnreachableError, match="HTTP 404") as err:
         client.verify_tag(REF, DIGEST, 528, empty.url, signed.root, signed.cache)
     assert err.value.reason == "unreachable"

@@ -58,7 +58,8 @@ def test_python_tuf_repository_refreshes_and_resolves_delegations(python_tuf: Se
     url = python_tuf.metadata_url()
     file1 = client.lookup("file1.txt", url, root, tmp_path)
     assert file1["length"] == 31
-    assert file1["hashes"]["sha256"].startswith("65b8c67f") and file1["hashes"]["sha256"].endswith("40da")
+    sha256 = file1["hashes"]["sha256"]
+    assert sha256.startswith("65b8c67f") and sha256.endswith("40da")
     assert client.lookup("file3.txt", url, root, tmp_path)["length"] == 28  # through role1
     with pytest.raises(TufUnknownTagError):
         client.lookup("no-such-file.txt", url, root, tmp_path)
