@@ -8,7 +8,6 @@ client is python-tuf's ngclient driven through ``trust.tuf.client``. The clock i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
@@ -16,6 +15,7 @@ from typing import Callable
 import pytest
 from tuf.api.metadata import MetaFile
 
+from engine.reference import Reference
 from trust.tuf import client, repository
 from trust.tuf.errors import (
     TufDigestMismatchError,
@@ -38,15 +38,7 @@ OTHER = "sha256:" + "34" * 32
 NAME = "127.0.0.1:5000/ns/app:1.0"
 
 
-@dataclass(frozen=True)
-class Ref:
-    registry: str
-    repository: str
-    tag: str | None
-    digest: str | None = None
-
-
-REF = Ref("127.0.0.1:5000", "ns/app", "1.0")
+REF = Reference.parse(NAME)
 
 
 def verify(repo: TufRepo, digest: str = DIGEST, length: int = 528, *, root: Path | None = None,
@@ -100,7 +92,7 @@ def test_tag_moved_without_resigning_is_refused(signed: TufRepo) -> None:
 
 
 def test_unknown_and_revoked_tags_are_refused(signed: TufRepo) -> None:
-    other = Ref("127.0.0.1:5000", "ns/app", "2.0")
+    other = Reference.parse("127.0.0.1:5000/ns/app:2.0")
     with pytest.raises(TufUnknownTagError, match="127.0.0.1:5000/ns/app:2.0 is not signed") as err:
         client.verify_tag(other, DIGEST, 528, signed.url, signed.root, signed.cache)
     assert err.value.reason == "unknown-tag"
@@ -112,7 +104,7 @@ def test_unknown_and_revoked_tags_are_refused(signed: TufRepo) -> None:
 
 def test_a_reference_without_a_tag_is_refused(signed: TufRepo) -> None:
     with pytest.raises(TufUnknownTagError, match="names no tag"):
-        client.verify_tag(Ref("127.0.0.1:5000", "ns/app", None, DIGEST), DIGEST, 528, signed.url,
+        client.verify_tag(Reference.parse(f"127.0.0.1:5000/ns/app@{DIGEST}"), DIGEST, 528, signed.url,
                           signed.root, signed.cache)
 
 

@@ -77,30 +77,34 @@ def test_python_tuf_targets_download_with_hash_check(python_tuf: Served, tmp_pat
         assert body == (PYTHON_TUF / "targets" / name).read_bytes()
 
 
-def test_python_tuf_edited_metadata_byte_fails_the_signature(serve: Callable[[Path], Served],
-                                                             tmp_path: Path) -> None:
+def edited_python_tuf(tmp_path: Path, serve: Callable[[Path], Served], file: str, old: bytes,
+                      new: bytes) -> tuple[Served, Path]:
+    """A copy of the python-tuf repository with one edit in ``file``, served; and its root."""
     copy = tmp_path / "repo"
     shutil.copytree(PYTHON_TUF, copy)
-    targets = copy / "metadata" / "targets.json"
-    targets.write_bytes(targets.read_bytes().replace(b'"length": 31', b'"length": 32'))
-    served = serve(copy)
+    path = copy / file
+    edited = path.read_bytes().replace(old, new)
+    assert edited != path.read_bytes()
+    path.write_bytes(edited)
+    return serve(copy), copy / "metadata" / "1.root.json"
+
+
+def test_python_tuf_edited_metadata_byte_fails_the_signature(serve: Callable[[Path], Served],
+                                                             tmp_path: Path) -> None:
+    served, root = edited_python_tuf(tmp_path, serve, "metadata/targets.json", b'"length": 31',
+                                     b'"length": 32')
     # The snapshot in this repository lists targets.json by version only (no hashes), so the
     # edited byte is caught by the signature check.
     with pytest.raises(TufUntrustedError, match="targets"):
-        client.lookup("file1.txt", served.metadata_url(), copy / "metadata" / "1.root.json",
-                      tmp_path / "cache")
+        client.lookup("file1.txt", served.metadata_url(), root, tmp_path / "cache")
 
 
 def test_python_tuf_edited_target_fails_the_hash_check(serve: Callable[[Path], Served],
                                                        tmp_path: Path) -> None:
-    copy = tmp_path / "repo"
-    shutil.copytree(PYTHON_TUF, copy)
-    target = copy / "targets" / "file1.txt"
-    target.write_bytes(target.read_bytes().replace(b"example", b"exampel"))
-    served = serve(copy)
+    served, root = edited_python_tuf(tmp_path, serve, "targets/file1.txt", b"example", b"exampel")
     with pytest.raises(TufInvalidMetadataError, match="hash"):
-        client.fetch_target("file1.txt", served.metadata_url(), copy / "metadata" / "1.root.json",
-                            tmp_path / "cache", target_base_url=served.metadata_url("targets"))
+        client.fetch_target("file1.txt", served.metadata_url(), root, tmp_path / "cache",
+                            target_base_url=served.metadata_url("targets"))
 
 
 # --- Sigstore's TUF repository -> trusted_root.json -> a cosign bundle ---------------------------
@@ -116,22 +120,25 @@ def fetch_trusted_root(served: Served, cache: Path, now: datetime | None) -> byt
                                target_base_url=served.metadata_url("targets"), now=now)
 
 
-def test_sigstore_tuf_chain_verifies_the_cosign_bundle(sigstore_tuf: Served, tmp_path: Path) -> None:
+def verify_cosign_bundle(trusted_root: bytes, tmp_path: Path, identity: str) -> tuple[str, bytes]:
+    """sigstore-python verifying the cosign vector's DSSE bundle from ``trusted_root`` (offline)."""
     from sigstore.models import Bundle, TrustedRoot
     from sigstore.verify import Verifier
     from sigstore.verify.policy import Identity
-
-    trusted_root = fetch_trusted_root(sigstore_tuf, tmp_path / "cache", faketime(SIGSTORE))
-    assert len(trusted_root) == 4537
-    assert hashlib.sha256(trusted_root).hexdigest().startswith("f44a1b88")
-    assert trusted_root == (COSIGN / "trusted_root_pgi.json").read_bytes()
 
     root_file = tmp_path / "trusted_root.json"
     root_file.write_bytes(trusted_root)
     verifier = Verifier(trusted_root=TrustedRoot.from_file(str(root_file)))
     bundle = Bundle.from_json((COSIGN / "oci-attestation.sigstore.json").read_bytes())
-    payload_type, payload = verifier.verify_dsse(
-        bundle, Identity(identity=COSIGN_IDENTITY, issuer=COSIGN_ISSUER))
+    return verifier.verify_dsse(bundle, Identity(identity=identity, issuer=COSIGN_ISSUER))
+
+
+def test_sigstore_tuf_chain_verifies_the_cosign_bundle(sigstore_tuf: Served, tmp_path: Path) -> None:
+    trusted_root = fetch_trusted_root(sigstore_tuf, tmp_path / "cache", faketime(SIGSTORE))
+    assert len(trusted_root) == 4537
+    assert hashlib.sha256(trusted_root).hexdigest().startswith("f44a1b88")
+    assert trusted_root == (COSIGN / "trusted_root_pgi.json").read_bytes()
+    payload_type, payload = verify_cosign_bundle(trusted_root, tmp_path, COSIGN_IDENTITY)
     assert payload_type == "application/vnd.in-toto+json"
     statement = json.loads(payload)
     assert [s["digest"]["sha256"] for s in statement["subject"]] == [COSIGN_SUBJECT]
@@ -139,16 +146,10 @@ def test_sigstore_tuf_chain_verifies_the_cosign_bundle(sigstore_tuf: Served, tmp
 
 def test_sigstore_tuf_chain_rejects_another_identity(sigstore_tuf: Served, tmp_path: Path) -> None:
     from sigstore.errors import VerificationError
-    from sigstore.models import Bundle, TrustedRoot
-    from sigstore.verify import Verifier
-    from sigstore.verify.policy import Identity
 
-    root_file = tmp_path / "trusted_root.json"
-    root_file.write_bytes(fetch_trusted_root(sigstore_tuf, tmp_path / "cache", faketime(SIGSTORE)))
-    verifier = Verifier(trusted_root=TrustedRoot.from_file(str(root_file)))
-    bundle = Bundle.from_json((COSIGN / "oci-attestation.sigstore.json").read_bytes())
+    trusted_root = fetch_trusted_root(sigstore_tuf, tmp_path / "cache", faketime(SIGSTORE))
     with pytest.raises(VerificationError):
-        verifier.verify_dsse(bundle, Identity(identity="someone@else.example", issuer=COSIGN_ISSUER))
+        verify_cosign_bundle(trusted_root, tmp_path, "someone@else.example")
 
 
 def test_sigstore_tuf_snapshot_is_expired_today(sigstore_tuf: Served, tmp_path: Path) -> None:
