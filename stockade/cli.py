@@ -27,6 +27,11 @@ from stockade.context import Context
 # Each module registers its verbs on the root sub-parser; order is the order of ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "stockade.commands.system",
+    "stockade.commands.images",
+    "stockade.commands.login",
+    "stockade.commands.inspect",
+    "stockade.commands.keys",
+    "stockade.commands.signing",
     "stockade.commands.tuf",
     "stockade.commands.audit",
     "stockade.commands.policy",

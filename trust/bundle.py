@@ -14,7 +14,6 @@ checked over the decoded payload or artifact digest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -157,19 +156,15 @@ def verify_keyed(bundle: Bundle, keys: tuple[PublicKey, ...], *,
             if any(key.verify(sig, pae) for sig in bundle.envelope.signatures):
                 return key
     else:
-        if artifact_sha256 is None:
+        if artifact_sha256 is None or artifact is None:
             raise VerificationFailed("a message-signature bundle needs the signed file")
         if bundle.message_digest is not None and bundle.message_digest != artifact_sha256:
             raise VerificationFailed(
                 f"the bundle signs sha256:{bundle.message_digest.hex()}, not the file's "
                 f"sha256:{artifact_sha256.hex()}")
-        data = artifact or (lambda: b"")
         for key in _candidates(bundle, keys):
-            if key.verify_digest(bundle.signature, artifact_sha256, data):
+            if key.verify_digest(bundle.signature, artifact_sha256, artifact):
                 return key
     ids = ", ".join(k.key_id[:16] for k in keys)
     raise VerificationFailed(f"the signature does not verify with the given key(s) ({ids})")
 
-
-def sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()

@@ -125,10 +125,12 @@ def _check_profile(cert: x509.Certificate) -> None:
         raise VerificationFailed("signing certificate is not for code signing (key usage)")
 
 
-def verify_legacy(*, payload: bytes, signature: bytes, certificate_pem: bytes,
-                  rekor_bundle: str | None, root: TrustedRoot, matchers: tuple[IdentityMatcher, ...],
+def verify_legacy(*, signed: bytes, signature: bytes, certificate_pem: bytes, rekor_bundle: str | None,
+                  payload_sha256: bytes, root: TrustedRoot, matchers: tuple[IdentityMatcher, ...],
                   ignore_sct: bool = False) -> KeylessEvidence:
-    """Verify a legacy cosign keyless signature; raise VerificationFailed with the first problem."""
+    """Verify a legacy cosign keyless signature over ``signed`` (the payload, or a DSSE PAE);
+    ``payload_sha256`` is what the log entry must record. Raise VerificationFailed with the first
+    problem."""
     from sigstore._internal.sct import verify_sct
     from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
     from sigstore._internal.trust import KeyringPurpose
@@ -143,7 +145,7 @@ def verify_legacy(*, payload: bytes, signature: bytes, certificate_pem: bytes,
         raise VerificationFailed(reason)
     if not PublicKey.from_der(cert.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
-            "certificate").verify(signature, payload):
+            "certificate").verify(signature, signed):
         raise VerificationFailed("the signature does not verify with the certificate's key")
     if not rekor_bundle:
         raise VerificationFailed("keyless signature without a transparency-log entry "
@@ -165,7 +167,7 @@ def verify_legacy(*, payload: bytes, signature: bytes, certificate_pem: bytes,
     except Error as exc:
         raise VerificationFailed(_reason(exc)) from None
     _check_profile(cert)
-    rekor.check_body(entry, signature=signature, payload=payload,
+    rekor.check_body(entry.body, signature=signature, payload_sha256=payload_sha256,
                      verifier_der=cert.public_bytes(serialization.Encoding.DER))
     return KeylessEvidence(identity=names[0] if names else "", issuer=issuer,
                            log_index=entry.log_index, integrated_time=entry.integrated_time)

@@ -36,9 +36,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from engine.atomicfile import write_atomic
+
 from trust import secretbox
 from trust.errors import KeyFileError, TruncatedKeyError, UnsupportedKeyError, WrongPasswordError
-from trust.files import atomic_write
 
 PublicKeyType = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPublicKey]
 PrivateKeyType = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey]
@@ -195,6 +196,15 @@ class PrivateKey:
             return self.key.sign(data)
         return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
+    def sign_digest(self, sha256_digest: bytes, data: Callable[[], bytes]) -> bytes:
+        """Sign an artifact known by its SHA-256 without re-reading it (ECDSA P-256, RSA);
+        Ed25519 and the larger curves sign the message itself, so ``data`` is called for them."""
+        if isinstance(self.key, ec.EllipticCurvePrivateKey) and self.key.curve.name == "secp256r1":
+            return self.key.sign(sha256_digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(sha256_digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        return self.sign(data())
+
     def to_encrypted_pem(self, password: bytes, key_format: str = "pkcs8") -> bytes:
         """The private key encrypted under ``password``: PKCS#8 PEM with the best scheme
         cryptography offers (PBES2, AES-256-CBC), or cosign's scrypt + secretbox format so that
@@ -233,12 +243,8 @@ def write_key_pair(key: PrivateKey, password: bytes, prefix: Path, *, force: boo
         for path in (key_path, pub_path):
             if path.exists():
                 raise KeyFileError(f"{path} already exists (use --force to replace it)")
-    pem = key.to_encrypted_pem(password, key_format)
-    try:
-        atomic_write(key_path, pem, mode=0o600, exclusive=not force)
-        atomic_write(pub_path, key.public.pem, mode=0o644, exclusive=not force)
-    except FileExistsError as exc:
-        raise KeyFileError(f"{exc.filename or key_path} already exists (use --force to replace it)") from None
+    write_atomic(key_path, key.to_encrypted_pem(password, key_format), mode=0o600)
+    write_atomic(pub_path, key.public.pem, mode=0o644)
     return key_path, pub_path
 
 

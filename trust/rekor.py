@@ -111,25 +111,68 @@ def _verifier_der(pem_b64: object) -> bytes:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def check_body(entry: LogEntry, *, signature: bytes, payload: bytes, verifier_der: bytes) -> None:
-    """The log body must record this signature, this verifier and this payload's hash."""
-    body = loads_strict(entry.body, "Rekor entry body")
+def _field(obj: Any, *path: str) -> Any:
+    for part in path:
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def _same_verifier(value: object, verifier_der: bytes) -> bool:
+    try:
+        return _verifier_der(value) == verifier_der
+    except (ValueError, TypeError, SignatureDataError):
+        return False
+
+
+def check_body(body_raw: bytes, *, signature: bytes, verifier_der: bytes, payload_sha256: bytes) -> None:
+    """The log body must record this signature, this key or certificate, and this payload's hash.
+
+    ``payload_sha256`` is the SHA-256 of what was signed for hashedrekord/rekord entries (the
+    simple-signing payload, the artifact) and of the DSSE payload for dsse/intoto entries.
+    """
+    body = loads_strict(body_raw, "Rekor entry body")
     if not isinstance(body, dict):
         raise SignatureDataError("Rekor entry body is not an object")
-    kind, version = body.get("kind"), body.get("apiVersion")
-    if kind not in ("hashedrekord", "rekord") or version != "0.0.1":
-        raise VerificationFailed(f"unsupported Rekor entry {kind}/{version} for a cosign signature")
-    spec = body.get("spec") if isinstance(body.get("spec"), dict) else {}
-    sig = spec.get("signature") if isinstance(spec.get("signature"), dict) else {}
-    data = spec.get("data") if isinstance(spec.get("data"), dict) else {}
-    digest = (data.get("hash") or {}) if isinstance(data.get("hash"), dict) else {}
-    if b64decode(sig.get("content"), "log entry signature") != signature:
-        raise VerificationFailed("the log entry records a different signature (replayed entry)")
-    try:
-        recorded = _verifier_der((sig.get("publicKey") or {}).get("content"))
-    except (ValueError, TypeError):
-        raise VerificationFailed("the log entry's verifier is not a key or certificate") from None
-    if recorded != verifier_der:
-        raise VerificationFailed("the log entry records a different key or certificate")
-    if digest.get("algorithm") != "sha256" or digest.get("value") != hashlib.sha256(payload).hexdigest():
+    kind, version, spec = body.get("kind"), body.get("apiVersion"), body.get("spec")
+    wanted = payload_sha256.hex()
+    if kind in ("hashedrekord", "rekord") and version == "0.0.1":
+        if b64decode(_field(spec, "signature", "content"), "log entry signature") != signature:
+            raise VerificationFailed("the log entry records a different signature (replayed entry)")
+        if not _same_verifier(_field(spec, "signature", "publicKey", "content"), verifier_der):
+            raise VerificationFailed("the log entry records a different key or certificate")
+        recorded = (_field(spec, "data", "hash", "algorithm"), _field(spec, "data", "hash", "value"))
+    elif kind == "dsse" and version == "0.0.1":
+        sigs = _field(spec, "signatures") or []
+        if not any(isinstance(s, dict) and b64decode(s.get("signature"), "log entry signature") == signature
+                   and _same_verifier(s.get("verifier"), verifier_der) for s in sigs):
+            raise VerificationFailed("the log entry records a different signature or signer (replayed entry)")
+        recorded = (_field(spec, "payloadHash", "algorithm"), _field(spec, "payloadHash", "value"))
+    elif kind == "intoto" and version == "0.0.1":
+        if not _same_verifier(_field(spec, "publicKey"), verifier_der):
+            raise VerificationFailed("the log entry records a different key or certificate")
+        recorded = (_field(spec, "content", "payloadHash", "algorithm"), _field(spec, "content", "payloadHash", "value"))
+    else:
+        raise VerificationFailed(f"unsupported Rekor entry kind {kind}/{version}")
+    if recorded != ("sha256", wanted):
         raise VerificationFailed("the log entry records a different payload hash")
+
+
+def verify_bundle_entry(entry: dict[str, Any], root: TrustedRoot) -> tuple[int, int | None, bytes]:
+    """Verify a bundle's transparency-log entry (inclusion proof, checkpoint, SET) with
+    sigstore-python; return (log index, integrated time, canonicalized body) for the caller's
+    consistency check. Used for keyed bundles, which sigstore-python will not take whole."""
+    from sigstore._internal.trust import KeyringPurpose
+    from sigstore.errors import Error
+    from sigstore.models import TransparencyLogEntry
+    from sigstore_models.rekor.v1 import TransparencyLogEntry as InnerEntry
+
+    try:
+        parsed = TransparencyLogEntry(InnerEntry.from_json(json.dumps(entry)))
+        parsed._verify(root.sigstore().rekor_keyring(KeyringPurpose.VERIFY))  # noqa: SLF001
+    except Error as exc:
+        raise VerificationFailed(f"transparency-log entry: {exc}") from None
+    except ValueError as exc:
+        raise VerificationFailed(f"malformed transparency-log entry: {' '.join(str(exc).split())[:200]}") from None
+    inner = parsed._inner  # noqa: SLF001
+    return (int(inner.log_index), int(inner.integrated_time) if inner.integrated_time else None,
+            bytes(inner.canonicalized_body))

@@ -103,6 +103,7 @@ class Verdict:
             "verified": self.ok,
             "targets": [t.to_json() for t in self.targets],
             "tuf": self.tag_authority,
+            "signatures_required": self.signatures_required,
             "cached": self.cached,
         }
 
@@ -119,4 +120,5 @@ class Verdict:
                     for s in t["signatures"]]
             targets.append(TargetResult(t["digest"], t["media_type"], t["role"], sigs))
         return cls(reference=doc["reference"], digest=doc["digest"], targets=targets,
-                   tag_authority=doc.get("tuf"), signatures_required=bool(targets), cached=True)
+                   tag_authority=doc.get("tuf"), signatures_required=bool(doc.get("signatures_required", True)),
+                   cached=True)

@@ -20,7 +20,7 @@ from typing import Callable
 from securesystemslib.signer import CryptoSigner, Key, Signer, SSlibKey
 
 from trust import keys as signing_keys
-from trust.files import atomic_write
+from engine.atomicfile import write_atomic
 from trust.tuf.errors import TufKeyError
 
 KEY_SUFFIX = ".key"
@@ -45,7 +45,7 @@ class KeyStore:
         private = signing_keys.generate("ecdsa-p256")
         signer = CryptoSigner(private.key)
         public = signer.public_key
-        atomic_write(self.path(public.keyid), private.to_encrypted_pem(self.password()), mode=0o600)
+        write_atomic(self.path(public.keyid), private.to_encrypted_pem(self.password()), mode=0o600)
         self._signers[public.keyid] = signer
         return public
 

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
+from securesystemslib.signer import Key
 from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import Targets
 
@@ -79,12 +80,21 @@ def _publish(files: RepositoryFiles, model: RepositoryModel) -> Change:
 def init(repo: str | Path, password: Password, *, now: datetime | None = None) -> Change:
     """Create a repository: five keys (root, targets, releases, snapshot, timestamp) and version 1."""
     files = RepositoryFiles(repo)
-    files.create()
-    with files.locked():
+    with files.creating():
         keys = KeyStore(files.keys_dir, password)
         model = RepositoryModel(keys.signer, now or utcnow())
-        model.initialise({role: keys.generate() for role in ROLES})
-        return _publish(files, model)
+        generated: list[Key] = []
+        try:
+            for _ in ROLES:
+                generated.append(keys.generate())
+            model.initialise(dict(zip(ROLES, generated)))
+            return _publish(files, model)
+        except BaseException:
+            # Leave no orphaned key behind: a retry must find an empty directory, not a
+            # half-made repository it refuses to touch.
+            for key in generated:
+                keys.remove(key.keyid)
+            raise
 
 
 def sign(repo: str | Path, name: str, digest: str, length: int, password: Password, *,

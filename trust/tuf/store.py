@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import quote
 
-from trust.files import atomic_write
+from engine.atomicfile import write_atomic
 from trust.tuf.errors import TufRepositoryError
 from trust.tuf.model import PUBLISH_ORDER, ROOT, SNAPSHOT, TARGETS_ROLES, TIMESTAMP
 
@@ -74,15 +74,22 @@ class RepositoryFiles:
     def exists(self) -> bool:
         return (self.metadata_dir / "1.root.json").is_file()
 
-    def create(self) -> None:
-        """Make the directories of a new repository; refuse to touch an existing one."""
-        if self.exists() or (self.keys_dir.exists() and any(self.keys_dir.iterdir())):
-            raise TufRepositoryError(f"{self.root} already holds a TUF repository; "
-                                     "use `stockade trust key rotate` or a new directory")
+    @contextlib.contextmanager
+    def creating(self) -> Iterator[None]:
+        """Make a new repository's directories and hold its lock; refuse an existing repository.
+
+        The check happens under the lock, so of two concurrent ``trust init`` runs one creates the
+        repository and the other fails, instead of both writing version 1 with different keys.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        self.metadata_dir.mkdir(exist_ok=True)
-        self.keys_dir.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(self.keys_dir, 0o700)
+        with self.locked():
+            if self.exists() or (self.keys_dir.exists() and any(self.keys_dir.iterdir())):
+                raise TufRepositoryError(f"{self.root} already holds a TUF repository; "
+                                         "use `stockade trust key rotate` or a new directory")
+            self.metadata_dir.mkdir(exist_ok=True)
+            self.keys_dir.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(self.keys_dir, 0o700)
+            yield
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -135,10 +142,10 @@ class RepositoryFiles:
             for name in versioned_names(role, version):
                 path = self.metadata_dir / name
                 path.parent.mkdir(exist_ok=True)
-                atomic_write(path, data)
+                write_atomic(path, data)
                 written.append(name)
             if role == ROOT:
-                atomic_write(self.metadata_dir / "root.json", data)
+                write_atomic(self.metadata_dir / "root.json", data)
         return written
 
     def _read(self, name: str) -> bytes:
