@@ -33,6 +33,7 @@ LAYER_COMPRESSION = {
     "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
+    "application/vnd.docker.image.rootfs.diff.tar": "none",
     DOCKER_LAYER_GZIP: "gzip",
     DOCKER_FOREIGN_LAYER_GZIP: "gzip",
 }

@@ -130,15 +130,13 @@ class HTTPTransport:
         conn.timeout = timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
-        start = body.tell() if body is not None and not isinstance(body, bytes) else 0
         try:
             resp = self._send(conn, method, target, headers, body)
         except CONNECTION_ERRORS + (BrokenPipeError,):
-            if not reused:
+            # A kept-alive connection the server had already closed: one fresh attempt, if the
+            # body can be sent again (a stream cannot; the session retries with a new one).
+            if not reused or not (body is None or isinstance(body, bytes)):
                 raise
-            # A kept-alive connection the server had already closed: one fresh attempt.
-            if body is not None and not isinstance(body, bytes):
-                body.seek(start)
             conn = self._connect(parts.scheme, parts.netloc, timeout, tls)
             resp = self._send(conn, method, target, headers, body)
         return _PooledResponse(resp, conn, self, key, url)

@@ -1,0 +1,184 @@
+"""Content-addressed blobs: verified before they become visible, written once even under concurrency.
+
+A blob is written to a temporary name beside its final one, checked against its digest and size,
+fsynced, and renamed into place; a reader therefore never sees a partial or wrong blob, whatever
+happens to the writer (``kill -9`` included). Each digest has a lock: the first writer downloads,
+a concurrent one waits and then finds the blob present, so two pulls of one image fetch each blob
+once. Temporary files a killed writer left behind are removed by the next writer of that digest
+(who holds the lock, so they cannot be anyone's work in progress) or by the garbage collector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from engine.atomicfile import fsync_dir, temp_name
+from engine.registry.digest import CHUNK, DigestVerifier, check_bytes, compute
+from engine.registry.errors import VerificationError
+from engine.registry.manifest import Descriptor
+from engine.store.layout import StoreError, StoreLayout
+from engine.store.locks import locked
+
+
+class BlobWriter:
+    """An open temporary file for one blob; :meth:`commit` makes it visible."""
+
+    def __init__(self, final: Path, digest: str, size: int | None, *, verify: bool) -> None:
+        self.final = final
+        self.tmp = temp_name(final)
+        self._verifier = DigestVerifier(digest, size, what=f"blob {digest}") if verify else None
+        self._file = open(self.tmp, "xb")  # noqa: SIM115 - closed by commit/discard
+        self.committed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        if self._verifier:
+            self._verifier.update(data)
+        return self._file.write(data)
+
+    def copy_from(self, source: BinaryIO) -> None:
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        while True:
+            n = source.readinto(buffer)  # type: ignore[attr-defined]
+            if not n:
+                return
+            self.write(view[:n])
+
+    def commit(self) -> None:
+        """Verify (unless the source already did), fsync, rename into place."""
+        if self._verifier:
+            self._verifier.finish()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.final)
+        fsync_dir(self.final.parent)
+        self.committed = True
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class BlobStore:
+    def __init__(self, layout: StoreLayout) -> None:
+        self.layout = layout
+
+    def path(self, digest: str) -> Path:
+        return self.layout.blob(digest)
+
+    def has(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise StoreError(f"blob {digest} is missing from the store at {self.layout.root} "
+                             "(pull the image again)") from None
+
+    def read(self, digest: str, limit: int) -> bytes:
+        """A small blob (manifest, config), re-verified: the store's own files are checked too."""
+        with self.open(digest) as f:
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise StoreError(f"blob {digest} is larger than {limit} bytes")
+        try:
+            check_bytes(data, digest, what=f"stored blob {digest}")
+        except VerificationError as exc:
+            raise StoreError(f"{exc} (the store at {self.layout.root} is damaged)") from None
+        return data
+
+    def size(self, digest: str) -> int:
+        return self.path(digest).stat().st_size
+
+    @contextmanager
+    def ingest(self, digest: str, size: int | None, *, verify: bool = True) -> Iterator[BlobWriter | None]:
+        """Lock ``digest`` and yield a writer, or None if the blob is already present.
+
+        ``verify=False`` is for a source that checked digest and size itself (a
+        :class:`~engine.registry.client.BlobReader` read to its end); the writer then skips a second
+        sha256 pass over the data.
+        """
+        final = self.path(digest)
+        with locked(self.layout.blob_lock(digest)):
+            if final.is_file():
+                yield None
+                return
+            self._remove_stale(final)
+            writer = BlobWriter(final, digest, size, verify=verify)
+            try:
+                yield writer
+            finally:
+                if not writer.committed:
+                    writer.discard()
+
+    def write_bytes(self, data: bytes, digest: str | None = None) -> str:
+        """Store ``data`` (checked against ``digest`` when given); return its digest."""
+        digest = digest or compute(data)
+        with self.ingest(digest, len(data)) as writer:
+            if writer is not None:
+                writer.write(data)
+                writer.commit()
+        return digest
+
+    def write_stream(self, source: BinaryIO, expected: Descriptor | None = None) -> tuple[str, int]:
+        """Store a stream of unknown digest (an import, an archive member); return (digest, size).
+
+        The data goes to a temporary file first and is hashed on the way; it is renamed under its
+        digest while that digest's lock is held.
+        """
+        staging = temp_name(self.layout.blobs / "sha256" / "stream")
+        hasher = hashlib.sha256()
+        size = 0
+        try:
+            with open(staging, "xb") as f:
+                buffer = bytearray(CHUNK)
+                view = memoryview(buffer)
+                while True:
+                    n = source.readinto(buffer)  # type: ignore[attr-defined]
+                    if not n:
+                        break
+                    hasher.update(view[:n])
+                    f.write(view[:n])
+                    size += n
+                f.flush()
+                os.fsync(f.fileno())
+            digest = f"sha256:{hasher.hexdigest()}"
+            if expected is not None and (expected.digest != digest or expected.size != size):
+                raise StoreError(f"content does not match its descriptor (expected {expected.digest}, "
+                                 f"{expected.size} bytes; got {digest}, {size} bytes)")
+            with locked(self.layout.blob_lock(digest)):
+                final = self.path(digest)
+                if not final.is_file():
+                    os.chmod(staging, 0o644)
+                    os.replace(staging, final)
+                    fsync_dir(final.parent)
+        finally:
+            staging.unlink(missing_ok=True)
+        return digest, size
+
+    def delete(self, digest: str) -> None:
+        with locked(self.layout.blob_lock(digest)):
+            self.path(digest).unlink(missing_ok=True)
+
+    def digests(self) -> Iterator[str]:
+        for algorithm_dir in self.layout.blobs.iterdir():
+            for entry in algorithm_dir.iterdir():
+                if not entry.name.startswith("."):
+                    yield f"{algorithm_dir.name}:{entry.name}"
+
+    def temporaries(self) -> Iterator[Path]:
+        for algorithm_dir in self.layout.blobs.iterdir():
+            yield from (e for e in algorithm_dir.iterdir() if e.name.startswith("."))
+
+    @staticmethod
+    def _remove_stale(final: Path) -> None:
+        for stale in final.parent.glob(f".{final.name}.tmp-*"):
+            stale.unlink(missing_ok=True)

@@ -1,0 +1,117 @@
+"""Unpacked layers, one directory per chain id, shared by every image that uses the same stack.
+
+A layer is applied by :func:`engine.layers.apply_layer` (mode "diff") into a temporary directory
+beside its final place; its diff_id is compared with the image config's before the directory is
+renamed to ``layers/sha256/<chain id hex>``. The rename is the commit: a directory at the final name
+is always complete and verified. A per-chain lock makes concurrent pulls unpack each layer once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from engine.atomicfile import fsync_dir
+from engine.layers.model import LayerStats, UnpackLimits
+from engine.registry.errors import VerificationError
+from engine.store.layout import StoreLayout, remove_tree
+from engine.store.locks import locked
+
+METADATA = "layer.json"
+DIFF = "diff"
+
+
+@dataclass
+class LayerStage:
+    """A layer being unpacked into a temporary directory; :meth:`commit` publishes it."""
+
+    chain_id: str
+    final: Path
+    tmp: Path
+    limits: UnpackLimits
+    rootless: bool
+    stats: LayerStats | None = None
+
+    def apply(self, stream: BinaryIO, media_type: str) -> LayerStats:
+        from engine.layers import apply_layer  # the unpacker and its decompressors load only here
+
+        (self.tmp / DIFF).mkdir(mode=0o755)
+        self.stats = apply_layer(stream, self.tmp / DIFF, media_type=media_type, limits=self.limits,
+                                 rootless=self.rootless, mode="diff")
+        return self.stats
+
+    def commit(self, diff_id: str, parent: str | None, blob: str) -> None:
+        """Check the diff_id the unpacker computed against the image config's, then rename."""
+        if self.stats is None:
+            raise RuntimeError("commit before apply")
+        if self.stats.diff_id != diff_id:
+            raise VerificationError(f"layer {blob}: its uncompressed content has diff_id "
+                                    f"{self.stats.diff_id}, the image config says {diff_id}")
+        meta = {"chainId": self.chain_id, "diffId": diff_id, "parent": parent, "blob": blob,
+                "size": self.stats.size, "entries": self.stats.entries}
+        with open(self.tmp / METADATA, "x") as f:
+            json.dump(meta, f)
+            f.flush()
+            os.fsync(f.fileno())
+        fsync_dir(self.tmp)
+        os.rename(self.tmp, self.final)
+        fsync_dir(self.final.parent)
+
+
+class LayerStore:
+    def __init__(self, layout: StoreLayout, limits: UnpackLimits, *, rootless: bool) -> None:
+        self.layout = layout
+        self.limits = limits
+        self.rootless = rootless
+
+    def path(self, chain_id: str) -> Path:
+        """The directory to use as an overlay lowerdir for this layer."""
+        return self.layout.layer(chain_id) / DIFF
+
+    def has(self, chain_id: str) -> bool:
+        return self.layout.layer(chain_id).is_dir()
+
+    def metadata(self, chain_id: str) -> dict[str, object]:
+        with open(self.layout.layer(chain_id) / METADATA) as f:
+            doc: dict[str, object] = json.load(f)
+        return doc
+
+    @contextmanager
+    def stage(self, chain_id: str) -> Iterator[LayerStage | None]:
+        """Lock ``chain_id``; yield a stage to unpack into, or None if the layer already exists.
+        A stage not committed when the block ends is removed."""
+        final = self.layout.layer(chain_id)
+        with locked(self.layout.layer_lock(chain_id)):
+            if final.is_dir():
+                yield None
+                return
+            for stale in final.parent.glob(f".{final.name}.tmp-*"):
+                remove_tree(stale)
+            tmp = final.with_name(f".{final.name}.tmp-{secrets.token_hex(6)}")
+            tmp.mkdir(mode=0o711)
+            stage = LayerStage(chain_id, final, tmp, self.limits, self.rootless)
+            try:
+                yield stage
+            finally:
+                if tmp.exists():
+                    remove_tree(tmp)
+
+    def chain_ids(self) -> Iterator[str]:
+        root = self.layout.layers / "sha256"
+        for entry in root.iterdir():
+            if not entry.name.startswith("."):
+                yield f"sha256:{entry.name}"
+
+    def delete(self, chain_id: str) -> None:
+        with locked(self.layout.layer_lock(chain_id)):
+            final = self.layout.layer(chain_id)
+            if final.exists():
+                # Rename first so a half-deleted tree is never mistaken for a complete layer.
+                doomed = final.with_name(f".{final.name}.tmp-{secrets.token_hex(6)}")
+                os.rename(final, doomed)
+                remove_tree(doomed)

@@ -1,0 +1,112 @@
+"""Where the store keeps things under ``<root>`` (``--root``), and the errors it raises.
+
+::
+
+    <root>/blobs/sha256/<hex>               content by digest: manifests, configs, compressed layers
+    <root>/blobs/sha256/.<hex>.tmp-<rand>   a download in progress (never read; removed when stale)
+    <root>/layers/sha256/<chain hex>/diff   a layer unpacked once per chain id (an overlay lowerdir)
+    <root>/layers/sha256/<chain hex>/layer.json   its diff_id, parent chain, size and entry count
+    <root>/images.json                      the image index: images, tags, repository digests
+    <root>/locks/                           flock files: one per blob and per layer, the index, gc
+    <root>/containers/<id>/                 (the runtime's: the store never touches it)
+
+Only the store writes under ``blobs``, ``layers`` and ``images.json``; everyone else goes through
+:class:`~engine.store.store.Store`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import StockadeError
+from engine.reference import validate_digest
+
+
+class StoreError(StockadeError):
+    """The store refused an operation, or found its own files damaged."""
+
+
+class ImageInUseError(StoreError):
+    """``rmi`` of an image a container uses, without ``--force``."""
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    root: Path
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs"
+
+    @property
+    def layers(self) -> Path:
+        return self.root / "layers"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "images.json"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    def blob(self, digest: str) -> Path:
+        algorithm, _, hex_ = validate_digest(digest).partition(":")
+        return self.blobs / algorithm / hex_
+
+    def layer(self, chain_id: str) -> Path:
+        algorithm, _, hex_ = validate_digest(chain_id).partition(":")
+        return self.layers / algorithm / hex_
+
+    def blob_lock(self, digest: str) -> Path:
+        return self.locks / "blobs" / validate_digest(digest).replace(":", "-")
+
+    def layer_lock(self, chain_id: str) -> Path:
+        return self.locks / "layers" / validate_digest(chain_id).replace(":", "-")
+
+    @property
+    def index_lock(self) -> Path:
+        return self.locks / "index"
+
+    @property
+    def gc_lock(self) -> Path:
+        return self.locks / "gc"
+
+    def ensure(self) -> None:
+        """Create the directories (idempotent). The root is traversable but not listable by others:
+        a container's user may need to reach its layers through the overlay mount."""
+        self.root.mkdir(mode=0o711, parents=True, exist_ok=True)
+        for directory, mode in ((self.blobs / "sha256", 0o700), (self.layers / "sha256", 0o711),
+                                (self.locks / "blobs", 0o700), (self.locks / "layers", 0o700)):
+            directory.mkdir(mode=mode, parents=True, exist_ok=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a directory tree even where a layer made directories unreadable or unwritable (a
+    rootless user is not exempt from permissions the way root is)."""
+
+    def fix(func: object, failed: str, exc: object) -> None:
+        parent = os.path.dirname(failed)
+        for target in (parent, failed):
+            try:
+                mode = os.lstat(target).st_mode
+                if stat.S_ISDIR(mode):
+                    os.chmod(target, 0o700)
+            except OSError:
+                pass
+        if os.path.isdir(failed) and not os.path.islink(failed):
+            shutil.rmtree(failed, onerror=fix)
+        else:
+            try:
+                os.unlink(failed)
+            except FileNotFoundError:
+                pass
+
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.exists():
+        shutil.rmtree(path, onerror=fix)

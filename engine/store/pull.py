@@ -1,0 +1,180 @@
+"""Pull: registry -> verified blobs -> unpacked layers -> an image in the index.
+
+Order matters for "nothing half-written": the manifest and config are fetched and verified in memory
+first; layers stream in parallel (``registries.max_parallel_downloads``), each through one pass that
+hashes it, writes the blob's temporary file and feeds the unpacker; a layer becomes visible only
+after its digest, size and diff_id all check out. The config and manifests are written, and the
+image recorded in the index, only when every layer is in place. A failed pull therefore leaves no
+image, no unverified byte under a final name, and at most some verified layers that a re-run reuses
+(``image prune`` removes them if no image wants them).
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, Callable
+
+from engine.reference import Reference
+from engine.registry.client import RegistryClient
+from engine.registry.digest import CHUNK
+from engine.registry.errors import VerificationError
+from engine.registry.manifest import Descriptor, check_image_manifest
+from engine.registry.platform import Platform, PlatformError
+from engine.store.blobs import BlobWriter
+from engine.store.imageconfig import chain_ids, config_platform, diff_ids, parse_config, platform_of
+from engine.store.index import Image
+
+if TYPE_CHECKING:
+    from engine.store.store import Store
+
+
+@dataclass(frozen=True)
+class LayerEvent:
+    """Progress of one layer, for progress bars: ``status`` is one of "waiting", "downloading",
+    "exists" (already in the store), "done"."""
+
+    digest: str
+    status: str
+    current: int
+    total: int
+
+
+Progress = Callable[[LayerEvent], None]
+
+
+@dataclass(frozen=True)
+class PullResult:
+    image: Image
+    digest: str  # what the reference resolved to (an index digest for a multi-platform image)
+    downloaded: int  # layer bytes fetched from the registry (0 when everything was present)
+
+
+class PullCancelled(Exception):
+    """Another layer of the same pull failed; this one stops early."""
+
+
+class _Tee(io.RawIOBase):
+    """Pass a blob stream to the unpacker while writing every byte to the blob's temporary file."""
+
+    def __init__(self, source: BinaryIO, writer: BlobWriter) -> None:
+        super().__init__()
+        self._source, self._writer = source, writer
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = self._source.readinto(buffer)  # type: ignore[attr-defined]
+        if n:
+            self._writer.write(memoryview(buffer)[:n])
+        return n
+
+
+def _drain(stream: BinaryIO) -> None:
+    """Read to the end: the unpacker may stop at the tar end-of-archive marker, but the digest is
+    over the whole blob (and the verifying reader only reports a mismatch at EOF)."""
+    while stream.read(CHUNK):
+        pass
+
+
+class _Puller:
+    def __init__(self, store: "Store", client: RegistryClient, ref: Reference,
+                 progress: Progress | None) -> None:
+        self.store, self.client, self.ref = store, client, ref
+        self.progress = progress
+        self.cancel = threading.Event()
+        self.downloaded = 0
+        self._count_lock = threading.Lock()
+
+    def _emit(self, desc: Descriptor, status: str, current: int = 0) -> None:
+        if self.progress:
+            self.progress(LayerEvent(desc.digest, status, current, desc.size))
+
+    def _counter(self, desc: Descriptor) -> Callable[[int], None]:
+        done = 0
+
+        def count(n: int) -> None:
+            nonlocal done
+            if self.cancel.is_set():
+                raise PullCancelled()
+            done += n
+            with self._count_lock:
+                self.downloaded += n
+            self._emit(desc, "downloading", done)
+        return count
+
+    def layer(self, desc: Descriptor, diff_id: str, chain: str, parent: str | None) -> None:
+        """Make sure blob ``desc`` and the unpacked layer ``chain`` are both in the store."""
+        store = self.store
+        if store.blobs.has(desc.digest) and store.layers.has(chain):
+            self._emit(desc, "exists", desc.size)
+            return
+        # verify=False: the BlobReader checks digest and size of every byte it delivers and
+        # raises at EOF; nothing is committed before the stream was read to its end.
+        with store.blobs.ingest(desc.digest, desc.size, verify=False) as writer:
+            if writer is None:
+                store.ensure_layer(desc, diff_id, chain, parent)
+                self._emit(desc, "exists", desc.size)
+                return
+            with self.client.open_blob(self.ref, desc, progress=self._counter(desc)) as reader:
+                with store.layers.stage(chain) as stage:
+                    if stage is None:
+                        writer.copy_from(reader)
+                        writer.commit()
+                    else:
+                        stream = io.BufferedReader(_Tee(reader, writer), CHUNK)  # type: ignore[arg-type]
+                        stage.apply(stream, desc.media_type)
+                        _drain(stream)
+                        writer.commit()
+                        stage.commit(diff_id, parent, desc.digest)
+        self._emit(desc, "done", desc.size)
+
+    def layers(self, layers: tuple[Descriptor, ...], diffs: list[str]) -> None:
+        chains = chain_ids(diffs)
+        jobs = [(layers[i], diffs[i], chains[i], chains[i - 1] if i else None) for i in range(len(layers))]
+        for desc, *_ in jobs:
+            self._emit(desc, "waiting")
+        workers = max(1, min(self.store.config.registries.max_parallel_downloads, len(jobs)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
+            futures = [pool.submit(self.layer, *job) for job in jobs]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                self.cancel.set()
+                wait(futures)
+                errors = [f.exception() for f in futures if f.exception() is not None]
+                real = [e for e in errors if not isinstance(e, PullCancelled)]
+                raise (real or errors)[0]  # type: ignore[misc]
+
+
+def pull(store: "Store", client: RegistryClient, ref: Reference, *, platform: Platform | None = None,
+         progress: Progress | None = None) -> PullResult:
+    """Pull ``ref`` (for ``platform``, default the host's) into ``store``; see the module docstring."""
+    with store.writing():
+        resolved = client.resolve(ref, platform)
+        manifest = resolved.manifest
+        where = f"image {ref}"
+        check_image_manifest(manifest, where)
+        if store.blobs.has(manifest.config.digest):
+            config_raw = store.blobs.read(manifest.config.digest, client.max_document)
+        else:
+            config_raw = client.fetch_blob(ref, manifest.config)
+        config = parse_config(config_raw, where=f"{where}: config {manifest.config.digest}")
+        diffs = diff_ids(config)
+        if len(diffs) != len(manifest.layers):
+            raise VerificationError(f"{where}: the manifest lists {len(manifest.layers)} layers but the "
+                                    f"config has {len(diffs)} diff_ids")
+        if platform is not None and not platform.matches(config_platform(config)):
+            raise PlatformError(f"{where}: the image is for {platform_of(config) or 'no platform'}, "
+                                f"not {platform}")
+        puller = _Puller(store, client, ref, progress)
+        puller.layers(manifest.layers, diffs)
+        store.blobs.write_bytes(config_raw, manifest.config.digest)
+        if resolved.top.digest != resolved.image.digest:
+            store.blobs.write_bytes(resolved.top.raw, resolved.top.digest)
+        image = store.record(resolved.image.raw, resolved.image.digest, config,
+                             names=[(ref.name, ref.tag if not ref.digest else None, resolved.top.digest)])
+        return PullResult(image=image, digest=resolved.top.digest, downloaded=puller.downloaded)

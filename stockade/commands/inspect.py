@@ -1,0 +1,54 @@
+"""``inspect NAME…``: Docker's catch-all inspect, for any kind of object the engine holds.
+
+Each name is looked up by the inspectors in ``INSPECTORS`` order (containers before images, as
+Docker does, once the runtime registers its inspector); ``--type`` restricts the search to one kind.
+An inspector is ``"module:function"`` with ``function(ctx, name) -> dict | None`` (None: no object of
+that kind has this name), so a new kind of object is one line here and imports nothing until used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any, Callable
+
+from engine.errors import NotFoundError
+from stockade.context import Context
+from stockade.output import add_output_flag
+
+INSPECTORS: tuple[tuple[str, str], ...] = (
+    ("image", "stockade.commands.images:inspect_image"),
+)
+
+Inspector = Callable[[Context, str], "dict[str, Any] | None"]
+
+
+def _inspector(target: str) -> Inspector:
+    module, _, function = target.partition(":")
+    found: Inspector = getattr(importlib.import_module(module), function)
+    return found
+
+
+def cmd_inspect(ctx: Context) -> int:
+    from stockade.commands.images import print_inspected
+
+    kinds = [(kind, target) for kind, target in INSPECTORS if ctx.args.type in (None, kind)]
+    docs = []
+    for name in ctx.args.names:
+        for _, target in kinds:
+            doc = _inspector(target)(ctx, name)
+            if doc is not None:
+                docs.append(doc)
+                break
+        else:
+            raise NotFoundError(f"no such object: {name}")
+    print_inspected(ctx, docs)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("inspect", help="show low-level information on objects as JSON")
+    p.add_argument("names", nargs="+", metavar="NAME|ID")
+    p.add_argument("--type", choices=[kind for kind, _ in INSPECTORS], help="only this kind of object")
+    add_output_flag(p, default="json")
+    p.set_defaults(func=cmd_inspect)
