@@ -14,6 +14,8 @@ from hardening.audit.targets import container_name
 DEFAULT_CAPS = frozenset({"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID",
                           "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL",
                           "AUDIT_WRITE"})
+# Host addresses meaning "every interface" in a port binding (compared here, never bound).
+WILDCARD = frozenset({"", "::", "0.0.0.0"})  # nosec B104 - compared with bindings, never bound
 SOCKETS = ("docker.sock", "containerd.sock", "podman.sock", "crio.sock")
 
 
@@ -249,7 +251,7 @@ def privileged_ports(_view: Any, doc: Mapping[str, Any], _p: Mapping[str, Any]) 
 
 @implements("CTR-026")
 def all_interfaces(_view: Any, doc: Mapping[str, Any], _p: Mapping[str, Any]) -> Verdict:
-    wide = [f"{ip or '0.0.0.0'}:{hp}->{p}" for p, ip, hp in _bindings(doc) if ip in ("", "0.0.0.0", "::")]
+    wide = [f"{ip or 'all interfaces'}:{hp}->{p}" for p, ip, hp in _bindings(doc) if ip in WILDCARD]
     return _flag(doc, "PortBindings", not wide, "published ports are bound to specific addresses",
                  f"ports published on every interface: {', '.join(wide)}", "a specific host address",
                  wide or "none")
