@@ -59,6 +59,39 @@ def test_init_refuses_an_existing_repository(tmp_path: Path) -> None:
     assert snapshot_files(tmp_path / "repo") == before
 
 
+def test_concurrent_inits_make_one_repository(tmp_path: Path) -> None:
+    results: list[object] = []
+
+    def init() -> None:
+        try:
+            results.append(repository.init(tmp_path / "repo", password))
+        except TufRepositoryError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=init) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(isinstance(r, repository.Change) for r in results) == 1
+    assert sum(isinstance(r, TufRepositoryError) for r in results) == 3
+    assert len(list((tmp_path / "repo" / "keys").iterdir())) == 5
+    assert all(r["signatures"] == "valid" for r in repository.describe(tmp_path / "repo")["roles"])
+
+
+def test_a_failed_init_leaves_no_keys_behind(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    # Publishing fails after all five keys were made: the directory the first delegated-role file
+    # goes into is taken by a file.
+    (repo / "metadata").mkdir(parents=True)
+    (repo / "metadata" / "1.targets").write_text("in the way")
+    with pytest.raises(OSError):
+        repository.init(repo, password)
+    assert list((repo / "keys").iterdir()) == []
+    (repo / "metadata" / "1.targets").unlink()
+    assert repository.init(repo, password).versions["root"] == 1
+
+
 def test_sign_then_load_round_trip(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repository.init(repo, password)
