@@ -25,10 +25,11 @@ are applied deepest first.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from engine.layers.compression import DecompressedStream
 from engine.layers.fsroot import FsRoot, join, proc_path
@@ -122,10 +123,7 @@ class _Applier:
         except Refused as exc:
             where = f"after entry {entry.name!r}" if entry else "before the first entry"
             raise LayerError(f"layer: {exc} ({where})") from None
-        try:
-            self._finish_dirs()
-        except (Refused, OSError) as exc:
-            raise LayerError(f"layer: cannot set directory attributes: {exc}") from None
+        self._finish_dirs()
         return count
 
     # --- one entry ------------------------------------------------------------------------------
@@ -186,8 +184,7 @@ class _Applier:
         try:
             if e.size:
                 reader.copy_to(fd, e.size)
-            if self.privileged:
-                os.fchown(fd, e.uid, e.gid)
+            self._chown(fd, e)
             os.fchmod(fd, e.mode)
             if e.xattrs:
                 for name, value in allowed_xattrs(e.xattrs, privileged=self.privileged):
@@ -218,8 +215,7 @@ class _Applier:
         except FileExistsError:
             self._clear(pfd, base, key)
             os.symlink(e.linkname, base, dir_fd=pfd)
-        if self.privileged:
-            os.chown(base, e.uid, e.gid, dir_fd=pfd, follow_symlinks=False)
+        self._chown(base, e, dir_fd=pfd, follow_symlinks=False)
         os.utime(base, ns=(e.atime_ns, e.mtime_ns), dir_fd=pfd, follow_symlinks=False)
 
     def _hardlink(self, pfd: int, base: str, key: str, e: TarEntry) -> None:
@@ -258,12 +254,22 @@ class _Applier:
         fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         try:
             path = proc_path(fd)
-            if self.privileged:
-                os.chown(path, e.uid, e.gid)
+            self._chown(path, e)
             os.chmod(path, e.mode)
             os.utime(path, ns=(e.atime_ns, e.mtime_ns))
         finally:
             os.close(fd)
+
+    def _chown(self, target: int | str, e: TarEntry, **kw: Any) -> None:
+        """Give the entry its owner, when we may (uid 0); chown before chmod, as it clears set-id
+        bits. An id the user namespace does not map is the common rootless failure: say so."""
+        if not self.privileged:
+            return
+        try:
+            os.chown(target, e.uid, e.gid, **kw)
+        except OSError as exc:
+            unmapped = " (the user namespace does not map that id)" if exc.errno == errno.EINVAL else ""
+            raise Refused(f"cannot give it owner {e.uid}:{e.gid}: {exc.strerror}{unmapped}") from None
 
     # --- whiteouts ------------------------------------------------------------------------------
 
@@ -325,19 +331,25 @@ class _Applier:
         keys = sorted(self.dirs, key=lambda k: k.count("/") + bool(k), reverse=True)
         for key in keys:
             self.root.trim()
-            fd, _ = self.root.resolve_dir(key.split("/") if key else [], create=False)
-            path = proc_path(fd)
             e = self.dirs[key]
-            if e is None:
-                os.chmod(path, 0o755)  # nosec B103 - a root dir is 0755
-                continue
-            if self.privileged:
-                os.chown(path, e.uid, e.gid)
-            os.chmod(path, e.mode)
-            for name, value in (e.xattrs or {}).items():
-                os.setxattr(path, name, value)
-            os.utime(path, ns=(e.atime_ns, e.mtime_ns))
+            try:
+                fd, _ = self.root.resolve_dir(key.split("/") if key else [], create=False)
+                self._dir_attributes(proc_path(fd), e)
+            except (Refused, OSError) as exc:
+                what = f"layer entry {e.name!r}" if e else "layer root"
+                why = exc.strerror if isinstance(exc, OSError) else exc
+                raise LayerError(f"{what}: cannot set directory attributes: {why}") from None
         for key, mode in sorted(self.root.opened_up.items(), key=lambda kv: -kv[0].count("/")):
             if key not in self.dirs:
                 fd, _ = self.root.resolve_dir(key.split("/"), create=False)
                 os.chmod(proc_path(fd), mode)
+
+    def _dir_attributes(self, path: str, e: TarEntry | None) -> None:
+        if e is None:
+            os.chmod(path, 0o755)  # nosec B103 - a root dir is 0755
+            return
+        self._chown(path, e)
+        os.chmod(path, e.mode)
+        for name, value in (e.xattrs or {}).items():
+            os.setxattr(path, name, value)
+        os.utime(path, ns=(e.atime_ns, e.mtime_ns))

@@ -88,9 +88,9 @@ def tar_bytes(entries: list[Entry], fmt: int = tarfile.PAX_FORMAT) -> bytes:
 
 
 def compress(data: bytes, media_type: str) -> bytes:
-    if media_type in (GZIP, DOCKER_GZIP):
+    if media_type.endswith("gzip"):
         return gzip.compress(data, mtime=0)
-    if media_type == ZSTD:
+    if media_type.endswith("zstd"):
         return zstandard.ZstdCompressor().compress(data)
     return data
 

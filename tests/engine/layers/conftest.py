@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
+import pwd
+import shutil
+import subprocess  # nosec B404 - useradd/userdel with argument lists
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -45,3 +51,53 @@ def sandbox(tmp_path: Path) -> Sandbox:
     (outside / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\n")
     dest.mkdir()
     return Sandbox(root, dest, outside, snapshot(root, skip=("dest",)))
+
+
+@dataclass
+class User:
+    """An unprivileged account for rootless tests, with its /etc/subuid range."""
+
+    name: str
+    uid: int
+    gid: int
+    subuid_start: int
+
+
+def _subid_start(name: str, path: str = "/etc/subuid") -> int:
+    for line in Path(path).read_text().splitlines():
+        owner, start, _ = line.split(":")
+        if owner == name:
+            return int(start)
+    raise AssertionError(f"{name} has no range in {path}")
+
+
+@pytest.fixture(scope="session")
+def unprivileged_user() -> Iterator[User]:
+    """``stk-unpack``: created with useradd (which also gives it a subuid range) for this session
+    unless it exists already, and removed afterwards if this session created it."""
+    name = "stk-unpack"
+    try:
+        pw = pwd.getpwnam(name)
+        created = False
+    except KeyError:
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", name],  # nosec B603 B607
+                       check=True, capture_output=True)
+        pw = pwd.getpwnam(name)
+        created = True
+    try:
+        yield User(name, pw.pw_uid, pw.pw_gid, _subid_start(name))
+    finally:
+        if created:
+            subprocess.run(["userdel", name], check=True, capture_output=True)  # nosec B603 B607
+
+
+@pytest.fixture
+def user_workdir(unprivileged_user: User) -> Iterator[Path]:
+    """A directory the unprivileged user owns, on a path it can reach (pytest's tmp_path is 0700)."""
+    workdir = Path(tempfile.mkdtemp(prefix="stockade-rootless-", dir="/var/tmp"))
+    os.chmod(workdir, 0o755)
+    os.chown(workdir, unprivileged_user.uid, unprivileged_user.gid)
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir)  # as root: read-only directories the test made are no obstacle
