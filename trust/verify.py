@@ -291,6 +291,9 @@ def verify_image(client: RegistryClient, reference: Reference | str, requirement
     root_hash = requirements.trusted_root.sha256 if requirements.trusted_root else TrustedRoot.load().sha256
     key_parts = {"platform": platform, "scope": scope, "predicate_type": predicate_type, "root": root_hash,
                  "requirements": requirements.canonical()}
+    if requirements.tuf is not None:
+        # TUF vouches for a tag, not a digest: another tag on the same digest is another question.
+        key_parts["tag"] = f"{ref.name}:{ref.tag}"
     if cache is not None and ref.digest:
         hit = cache.get(ref.digest, key_parts)
         if hit is not None:

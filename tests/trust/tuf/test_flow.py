@@ -169,3 +169,33 @@ def test_sign_refuses_a_missing_tag(flow: Flow) -> None:
     r = stockade("trust", "sign", flow.image.replace(":1.0", ":nope"), "--repo", flow.repo, env=ENV)
     assert r.returncode == 1 and r.stderr.startswith("stockade: error: ")
     assert (flow.repo / "metadata" / "timestamp.json").read_bytes() == before
+
+
+# --- `stockade verify IMAGE:TAG --tuf URL --tuf-root FILE` (the verify verb, TUF alone) ----------
+
+def stockade_verify(flow: Flow, image: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    return stockade("verify", image, "--tuf", flow.served.url, "--tuf-root", flow.root, "-o", "json",
+                    root=flow.store, env=ENV)
+
+
+def test_verify_verb_with_tuf(flow: Flow) -> None:
+    r = stockade_verify(flow, flow.image)
+    assert r.returncode == 0, r.stderr
+    verdict = json.loads(r.stdout)
+    assert verdict["verified"] is True and verdict["digest"] == flow.digest
+    assert verdict["tuf"]["target"] == flow.image and verdict["tuf"]["digest"] == flow.digest
+    move_tag(flow)
+    r = stockade_verify(flow, flow.image)
+    assert r.returncode == 1
+    assert json.loads(r.stdout)["tuf"]["error"]
+
+
+def test_verify_verb_cache_does_not_carry_trust_to_another_tag(flow: Flow) -> None:
+    """A cached positive verdict for the signed tag must not vouch for an unsigned tag that points
+    at the same digest: TUF signs tags, not digests."""
+    assert stockade_verify(flow, flow.image).returncode == 0  # now cached for this digest
+    unsigned = flow.image.replace(":1.0", ":unsigned")
+    skopeo_push(flow.layout, "busybox", unsigned)
+    r = stockade_verify(flow, unsigned)
+    assert r.returncode == 1, r.stdout
+    assert "is not signed in the TUF repository" in json.loads(r.stdout)["tuf"]["error"]
