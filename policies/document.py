@@ -14,11 +14,16 @@ predicates this way) while CEL rules see the original mapping.
 from __future__ import annotations
 
 import posixpath
+from functools import lru_cache
 from dataclasses import dataclass
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from policies.errors import InputDocumentError
 from policies.imageref import split_reference
+
+# The same few references are evaluated again and again (a webhook, a CI run): parse each once.
+_split = lru_cache(maxsize=4096)(split_reference)
 
 NAMESPACES = ("network", "pid", "ipc", "uts", "user", "cgroup")
 MOUNT_TYPES = ("bind", "tmpfs", "volume")
@@ -104,6 +109,8 @@ class Subject:
 # -------------------------------------------------------------------------------------- helpers
 
 def _map(value: Any, path: str) -> Mapping[str, Any]:
+    if type(value) is dict:  # the common case first: JSON documents are plain dicts
+        return value
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -112,8 +119,8 @@ def _map(value: Any, path: str) -> Mapping[str, Any]:
 
 
 def _opt(value: Any, kind: type | tuple[type, ...], path: str) -> Any:
-    if value is None:
-        return None
+    if value is None or type(value) is kind:  # the common case, checked first: this runs per field
+        return value
     if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else ()):
         raise InputDocumentError(path, f"expected {_name(kind)}, found a boolean")
     if not isinstance(value, kind):
@@ -162,7 +169,7 @@ def _image(raw: Mapping[str, Any]) -> ImageFacts:
     registry, repository = raw.get("registry"), raw.get("repository")
     tag, digest = raw.get("tag"), raw.get("digest")
     try:
-        parsed = split_reference(reference)
+        parsed = _split(reference)
     except ValueError as exc:
         raise InputDocumentError("image.reference", str(exc)) from None
     registry = _opt(registry, str, "image.registry") or parsed.registry
