@@ -17,7 +17,7 @@ import posixpath
 from functools import lru_cache
 from dataclasses import dataclass
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Iterator
 
 from policies.errors import InputDocumentError
 from policies.imageref import split_reference
@@ -134,6 +134,16 @@ def _name(kind: type | tuple[type, ...]) -> str:
                        .get(k, k.__name__) for k in kinds)
 
 
+def _objects(value: Any, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """``(path[i], object)`` for a list of objects (``null`` is an empty list)."""
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise InputDocumentError(path, "expected a list")
+    for i, item in enumerate(value):
+        yield f"{path}[{i}]", _map(item, f"{path}[{i}]")
+
+
 def _strings(value: Any, path: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -177,12 +187,7 @@ def _image(raw: Mapping[str, Any]) -> ImageFacts:
     tag = _opt(tag, str, "image.tag") if "tag" in raw else parsed.tag
     digest = _opt(digest, str, "image.digest") or parsed.digest
     sigs = []
-    raw_sigs = raw.get("signatures") or []
-    if not isinstance(raw_sigs, list):
-        raise InputDocumentError("image.signatures", "expected a list")
-    for i, s in enumerate(raw_sigs):
-        p = f"image.signatures[{i}]"
-        s = _map(s, p)
+    for p, s in _objects(raw.get("signatures"), "image.signatures"):
         kind = s.get("kind")
         if kind not in ("key", "keyless"):
             raise InputDocumentError(f"{p}.kind", "must be 'key' or 'keyless'")
@@ -211,39 +216,26 @@ def _image(raw: Mapping[str, Any]) -> ImageFacts:
 
 
 def _container(raw: Mapping[str, Any], image: ImageFacts) -> ContainerFacts:
-    user = raw.get("user")
-    uid = gid = name = None
-    if user is not None:
-        u = _map(user, "container.user")
-        uid = _opt(u.get("uid"), int, "container.user.uid")
-        gid = _opt(u.get("gid"), int, "container.user.gid")
-        name = _opt(u.get("name"), str, "container.user.name")
-        if uid is not None and uid < 0:
-            raise InputDocumentError("container.user.uid", "cannot be negative")
+    u = _map(raw.get("user"), "container.user")
+    uid = _opt(u.get("uid"), int, "container.user.uid")
+    gid = _opt(u.get("gid"), int, "container.user.gid")
+    name = _opt(u.get("name"), str, "container.user.name")
+    if uid is not None and uid < 0:
+        raise InputDocumentError("container.user.uid", "cannot be negative")
     user_given = uid is not None or name is not None
     if not user_given and image.config_user is not None:
         uid, image_gid, name = parse_user(image.config_user)
         gid = gid if gid is not None else image_gid
     caps = _map(raw.get("capabilities"), "container.capabilities")
-    seccomp = raw.get("seccomp")
-    s_type = s_profile = s_sha = None
-    if seccomp is not None:
-        s = _map(seccomp, "container.seccomp")
-        s_type = _opt(s.get("type"), str, "container.seccomp.type")
-        s_profile = _opt(s.get("profile"), str, "container.seccomp.profile")
-        s_sha = _opt(s.get("sha256"), str, "container.seccomp.sha256")
+    sc = _map(raw.get("seccomp"), "container.seccomp")
+    s_type, s_profile, s_sha = (_opt(sc.get(k), str, f"container.seccomp.{k}") for k in ("type", "profile", "sha256"))
     namespaces = _map(raw.get("namespaces"), "container.namespaces")
     for key, value in namespaces.items():
         if key not in NAMESPACES:
             raise InputDocumentError(f"container.namespaces.{key}", f"unknown namespace (have {', '.join(NAMESPACES)})")
         _opt(value, str, f"container.namespaces.{key}")
     mounts = []
-    raw_mounts = raw.get("mounts") or []
-    if not isinstance(raw_mounts, list):
-        raise InputDocumentError("container.mounts", "expected a list")
-    for i, m in enumerate(raw_mounts):
-        p = f"container.mounts[{i}]"
-        m = _map(m, p)
+    for p, m in _objects(raw.get("mounts"), "container.mounts"):
         mtype = m.get("type")
         if mtype not in MOUNT_TYPES:
             raise InputDocumentError(f"{p}.type", f"must be one of {', '.join(MOUNT_TYPES)}")
