@@ -6,7 +6,8 @@ keep Docker's names and spellings (``--cap-add``, ``--security-opt seccomp=…``
 ``--pids-limit``), so a line that runs under Docker is read as Docker reads it. Flags that do not
 bear on the policy (``-e``, ``--name``, ``-p``, …) are accepted and ignored; an unknown flag is an
 error, so nothing can slip past the check by being misread. Values the line does not give are left
-unset: ``harden`` fills them exactly as ``stockade run`` would.
+unset: ``harden`` fills them exactly as ``stockade run`` would. The flag set matches
+``stockade/commands/containers.py`` (the ``run`` verb) plus Docker flags it does not have yet.
 """
 
 from __future__ import annotations
@@ -25,15 +26,16 @@ SECURITY_VALUE_FLAGS: dict[str, tuple[str, ...]] = {
     "ipc": ("--ipc",), "uts": ("--uts",), "userns": ("--userns",), "cgroupns": ("--cgroupns",),
     "volume": ("-v", "--volume"), "mount": ("--mount",), "tmpfs": ("--tmpfs",), "memory": ("-m", "--memory"),
     "cpus": ("--cpus",), "pids_limit": ("--pids-limit",), "device": ("--device",), "policy": ("--policy",),
+    "volumes_from": ("--volumes-from",),
 }
-REPEATABLE = {"cap_add", "cap_drop", "security_opt", "volume", "mount", "tmpfs", "device"}
+REPEATABLE = {"cap_add", "cap_drop", "security_opt", "volume", "mount", "tmpfs", "device", "volumes_from"}
 SECURITY_SWITCHES = {"read_only": ("--read-only",), "privileged": ("--privileged",)}
 IGNORED_VALUE_FLAGS = ("-e", "--env", "--env-file", "--name", "-p", "--publish", "-w", "--workdir", "--entrypoint",
                        "-h", "--hostname", "-l", "--label", "--label-file", "--restart", "--stop-signal",
                        "--stop-timeout", "--log-driver", "--log-opt", "--add-host", "--dns", "--dns-search",
                        "--cidfile", "--pull", "--ulimit", "--shm-size", "--memory-swap", "--group-add", "--platform",
                        "--expose", "--health-cmd", "--mac-address", "--ip", "--hostname", "-a", "--attach")
-IGNORED_SWITCHES = ("-d", "--detach", "-i", "--interactive", "-t", "--tty", "--rm", "--init", "-P", "--publish-all",
+IGNORED_SWITCHES = ("--rootfs", "-d", "--detach", "-i", "--interactive", "-t", "--tty", "--rm", "--init", "-P", "--publish-all",
                     "--no-healthcheck", "-q", "--quiet")
 ENGINES = ("stockade", "docker", "podman")
 
@@ -170,6 +172,10 @@ def document_from_run_args(args: Sequence[str], *, cwd: str = "/",
         dest, _, opts = t.partition(":")
         mounts.append({"type": "tmpfs", "source": None, "destination": dest, "readOnly": "ro" in opts.split(","),
                        "kind": None})
+    # Another container's volumes may include bind mounts this line cannot see: a kind no profile
+    # allows, so a policy must opt in to them explicitly.
+    mounts += [{"type": "volume", "source": v.partition(":")[0], "destination": "(volumes-from)",
+                "readOnly": v.endswith(":ro"), "kind": "volumes-from"} for v in ns.volumes_from or []]
     if mounts:
         c["mounts"] = mounts
     resources: dict[str, Any] = {}

@@ -55,6 +55,13 @@ def test_bad_run_lines_are_errors(line: str, problem: str) -> None:
         run(line)
 
 
+def test_volumes_from_is_a_volume_kind_no_profile_allows() -> None:
+    doc = run("stockade run --rootfs --volumes-from db:ro busybox")
+    assert doc["container"]["mounts"][0]["kind"] == "volumes-from"
+    assert rules(evaluate(builtin_policy("restricted"), harden(builtin_policy("restricted"), doc).document)) == {
+        "runtime.mounts"}
+
+
 def test_flags_after_the_image_belong_to_the_command() -> None:
     doc = run("docker run busybox --privileged")
     assert "privileged" not in doc["container"] and doc["context"]["command"] == ["--privileged"]
