@@ -62,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     c = verbs.add_parser("check", help="evaluate Kubernetes manifests and `stockade run` lines (CI gate)")
     c.add_argument("-f", "--file", dest="files", action="extend", nargs="+", default=[], metavar="FILE",
-                   help="Kubernetes manifests (.yaml/.yml/.json, multi-document) or scripts with run lines")
+                   help="Kubernetes manifests (.yaml/.yml/.json, multi-document; a directory: the manifests "
+                        "below it) or scripts with run lines")
     c.add_argument("--run", dest="runs", action="append", default=[], metavar="LINE",
                    help="a `stockade run …` command line to check (Docker's flag names)")
     c.add_argument("--policy", metavar="NAME|FILE", help="built-in profile or policy file "
@@ -150,6 +151,21 @@ def _verification(reference: str, requirements: list[Any]) -> dict[str, Any]:
                      "signature verification is not available to `policy check` yet"}
 
 
+def _expand(paths: list[str]) -> list[str]:
+    """Files as given; a directory stands for the manifests (.yaml/.yml/.json) below it, sorted."""
+    out = []
+    for path in paths:
+        if not os.path.isdir(path):
+            out.append(path)
+            continue
+        found = sorted(os.path.join(root, name) for root, _, names in os.walk(path) for name in names
+                       if name.endswith(MANIFEST_SUFFIXES))
+        if not found:
+            raise PolicyUsageError(f"{path}: no manifest (.yaml/.yml/.json) in this directory")
+        out += found
+    return out
+
+
 def _subjects(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     from policies.kubernetes import documents_from_manifests
     from policies.runline import document_from_run_args, split_run_line
@@ -169,7 +185,7 @@ def _subjects(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
         located.append(Located(doc, Source(file, number, f"run {image} at {file}:{number or 0}",
                                            f"run {image}", lambda path, n=number: (n, None))))
 
-    for file in args.files:
+    for file in _expand(args.files):
         text = read_text(file, limit=MAX_MANIFEST_BYTES, what="manifest")
         if file.endswith(MANIFEST_SUFFIXES):
             docs, skip = documents_from_manifests(text, file)

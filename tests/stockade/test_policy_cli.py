@@ -64,12 +64,12 @@ def test_check_allows_a_compliant_manifest(manifests: dict[str, Path]) -> None:
 
 
 def test_check_denies_and_lists_every_violation_as_json(manifests: dict[str, Path]) -> None:
-    out = stockade("policy", "check", "-f", manifests["good"], manifests["bad"], "-o", "json")
+    out = stockade("policy", "check", "-f", manifests["good"].parent, "-o", "json")  # bad.yaml, good.yaml
     assert out.returncode == 1, out.stderr
     data = json.loads(out.stdout)
     assert (data["checked"], data["denied"], data["allowed"]) == (2, 1, False)
     assert data["skipped"] == [f"{manifests['bad']}: document 2: kind Service has no containers"]
-    bad = data["results"][1]
+    bad = data["results"][0]
     assert bad["decision"] == "deny" and bad["source"]["object"] == "Deployment/prod/web containers[web]"
     assert {v["rule"] for v in bad["violations"]} >= {"runtime.privileged", "runtime.hostNamespaces",
                                                        "runtime.runAsNonRoot", "runtime.seccomp"}
