@@ -20,6 +20,7 @@ Two inputs exist:
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -68,11 +69,19 @@ def _sigstore_verifier(root: TrustedRoot) -> Any:
 
 
 def _reason(exc: Exception) -> str:
-    diagnostics = getattr(exc, "diagnostics", None)
-    text = str(exc) or type(exc).__name__
-    if callable(diagnostics):
-        text = " ".join(str(exc).split()) or text
-    return text
+    """sigstore's message on one line, without pydantic's dumps of the whole input."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = re.sub(r" \[type=.*", "", text)
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _check_entries(bundle: Bundle) -> None:
+    """Name the commonest defects before sigstore's schema validation reports them as field paths."""
+    for entry in bundle.tlog_entries:
+        proof = entry.get("inclusionProof")
+        if not isinstance(proof, dict) or not isinstance(proof.get("checkpoint"), dict):
+            raise VerificationFailed("the transparency-log entry has no inclusion proof with a checkpoint, "
+                                     "so nothing proves the log included the signature")
 
 
 def _evidence_from_bundle(sb: Any, payload_type: str | None = None, payload: bytes | None = None) -> KeylessEvidence:
@@ -98,6 +107,7 @@ def verify_bundle(bundle: Bundle, root: TrustedRoot, matchers: tuple[IdentityMat
     from sigstore_models.common.v1 import HashAlgorithm
 
     policy = SigstorePolicy(matchers)
+    _check_entries(bundle)
     try:
         sb = SigstoreBundle.from_json(bundle.raw)
         verifier = _sigstore_verifier(root)
@@ -111,7 +121,7 @@ def verify_bundle(bundle: Bundle, root: TrustedRoot, matchers: tuple[IdentityMat
     except Error as exc:
         raise VerificationFailed(_reason(exc)) from None
     except ValueError as exc:  # pydantic validation of a malformed bundle
-        raise VerificationFailed(f"malformed bundle: {' '.join(str(exc).split())[:300]}") from None
+        raise VerificationFailed(f"malformed bundle: {_reason(exc)}") from None
 
 
 def _check_profile(cert: x509.Certificate) -> None:

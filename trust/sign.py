@@ -90,7 +90,16 @@ def file_sha256(path: Path) -> bytes:
 
 
 def sign_blob(key: PrivateKey, path: Path) -> bytes:
-    """A keyed Sigstore bundle v0.3 over the file (message signature over its SHA-256)."""
+    """A keyed Sigstore bundle v0.3 over the file.
+
+    ECDSA and RSA keys sign the file's SHA-256 (a message signature, as ``cosign sign-blob``).
+    Ed25519 cannot: Sigstore verifiers hash the artifact for message signatures and pure Ed25519
+    signs the message itself (sigstore-js then fails), so an Ed25519 key signs a DSSE in-toto
+    statement whose subject is the file instead, which every verifier checks over its PAE.
+    """
     digest = file_sha256(path)
+    if key.public.algorithm == "PKIX_ED25519":
+        statement = dsse.statement(path.name, digest.hex(), dsse.COSIGN_SIGN_PREDICATE)
+        return bundle.dsse_bundle(key, dsse.INTOTO_PAYLOAD_TYPE, statement)
     signature = key.sign_digest(digest, path.read_bytes)
     return bundle.message_bundle(key, digest, signature)
