@@ -22,7 +22,12 @@ def _custom(policy: Policy, subject: Subject, out: list[Finding]) -> None:
     engine = policy.engine
     if not policy.rules or engine is None:
         return
-    activation = engine.activation(subject.document)
+    image = subject.image
+    # CEL sees the document with the image name normalised, as the built-in rules do.
+    document = {**subject.document, "image": {**(subject.document.get("image") or {}), "registry": image.registry,
+                                              "repository": image.repository, "tag": image.tag,
+                                              "digest": image.digest}}
+    activation = engine.activation(document)
     for rule in policy.rules:
         spec = rule.spec
         try:
