@@ -11,8 +11,6 @@ free of tuf, securesystemslib and cryptography.
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import re
 import sys
 from datetime import datetime, timedelta, timezone
@@ -20,13 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine.errors import UsageError
+from stockade.commands.keys import password_source
 from stockade.context import Context
 from stockade.output import add_output_flag, human_size, print_json, print_mapping, print_table
 
 if TYPE_CHECKING:
     from engine.reference import Reference
 
-PASSWORD_ENV = "STOCKADE_PASSWORD"
+PASSWORD_PROMPT = "Password for the TUF repository keys"
 ROLE_CHOICES = ("root", "targets", "targets/releases", "snapshot", "timestamp")
 _DURATION = re.compile(r"([1-9][0-9]*)([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -122,7 +121,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 def cmd_init(ctx: Context) -> int:
     from trust.tuf import repository
 
-    change = repository.init(ctx.args.repo, password_source(confirm=True))
+    change = repository.init(ctx.args.repo, password_source(PASSWORD_PROMPT, confirm=True))
     root = change.repo / "metadata" / "1.root.json"
     data = {**change.as_dict(), "root": str(root), "root_sha256": repository.root_sha256(root)}
     if ctx.output == "json":
@@ -142,7 +141,7 @@ def cmd_sign(ctx: Context) -> int:
     ref = _tag_reference(ctx.args.image)
     digest, length, media_type = resolve_tag(ctx, ref)
     name = target_name(ref)
-    change = repository.sign(ctx.args.repo, name, digest, length, password_source(),
+    change = repository.sign(ctx.args.repo, name, digest, length, password_source(PASSWORD_PROMPT),
                              custom={"mediaType": media_type} if media_type else None)
     if ctx.output == "json":
         print_json({"target": name, "digest": digest, "length": length, **change.as_dict()})
@@ -157,7 +156,7 @@ def cmd_revoke(ctx: Context) -> int:
     from trust.tuf.client import target_name
 
     name = target_name(_tag_reference(ctx.args.image))
-    change = repository.revoke(ctx.args.repo, name, password_source())
+    change = repository.revoke(ctx.args.repo, name, password_source(PASSWORD_PROMPT))
     if ctx.output == "json":
         print_json({"target": name, "revoked": True, **change.as_dict()})
     else:
@@ -171,7 +170,8 @@ def cmd_resign(ctx: Context) -> int:
     now = repository.utcnow()
     expires = parse_expiry(ctx.args.expires, now) if ctx.args.expires else None
     roles = ctx.args.roles or ["timestamp", "snapshot"]
-    change = repository.resign(ctx.args.repo, roles, password_source(), now=now, expires=expires)
+    change = repository.resign(ctx.args.repo, roles, password_source(PASSWORD_PROMPT), now=now,
+                               expires=expires)
     if ctx.output == "json":
         print_json(change.as_dict())
     else:
@@ -182,7 +182,7 @@ def cmd_resign(ctx: Context) -> int:
 def cmd_key_rotate(ctx: Context) -> int:
     from trust.tuf import repository
 
-    change = repository.rotate(ctx.args.repo, ctx.args.role, password_source())
+    change = repository.rotate(ctx.args.repo, ctx.args.role, password_source(PASSWORD_PROMPT))
     if ctx.output == "json":
         print_json({"role": ctx.args.role, **change.as_dict()})
     else:
@@ -292,21 +292,6 @@ def resolve_tag(ctx: Context, ref: "Reference") -> tuple[str, int, str | None]:
     finally:
         client.close()
     return manifest.digest, len(manifest.raw), manifest.media_type
-
-
-def password_source(*, confirm: bool = False) -> Callable[[], bytes]:
-    """The key password: ``$STOCKADE_PASSWORD``, else asked on the terminal (only when needed)."""
-    def ask() -> bytes:
-        env = os.environ.get(PASSWORD_ENV)
-        if env is not None:
-            return env.encode()
-        if not sys.stdin.isatty():
-            raise UsageError(f"a key password is needed: set {PASSWORD_ENV} or run on a terminal")
-        password = getpass.getpass("Password for the repository keys: ")
-        if confirm and getpass.getpass("Repeat the password: ") != password:
-            raise UsageError("the passwords do not match")
-        return password.encode()
-    return ask
 
 
 def parse_expiry(text: str, now: datetime) -> datetime:
