@@ -126,8 +126,8 @@ class ReadOnlyRoot:
         if s.container.read_only_root_filesystem is not True:
             out.append(Finding(self.rule, "container.readOnlyRootFilesystem",
                                "the root filesystem must be read-only", s.container.read_only_root_filesystem,
-                               True, "use --read-only (readOnlyRootFilesystem: true); mount a tmpfs where "
-                                     "the program writes"))
+                               True, "use --read-only (Kubernetes: readOnlyRootFilesystem: true); mount a "
+                                     "tmpfs where the program writes"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +137,8 @@ class NoPrivileged:
     def check(self, s: Subject, out: list[Finding]) -> None:
         if s.container.privileged is True:
             out.append(Finding(self.rule, "container.privileged", "privileged containers are not allowed",
-                               True, False, "remove --privileged (privileged: true); add only the "
-                                            "capabilities the program needs"))
+                               True, False, "remove --privileged (Kubernetes: privileged: true); add "
+                                            "only the capabilities the program needs"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +150,8 @@ class NoPrivilegeEscalation:
         if c.no_new_privileges is not True or c.privileged is True:
             out.append(Finding(self.rule, "container.noNewPrivileges",
                                "privilege escalation must be prevented (no_new_privs)", c.no_new_privileges, True,
-                               "drop --security-opt no-new-privileges=false "
-                               "(allowPrivilegeEscalation: false)"))
+                               "remove --privileged and --security-opt no-new-privileges=false "
+                               "(Kubernetes: set allowPrivilegeEscalation: false)"))
 
 
 _NS_FIX = {"network": "--network host (hostNetwork: true)", "pid": "--pid host (hostPID: true)",
@@ -185,7 +185,7 @@ class CapabilitiesDrop:
         if missing:
             out.append(Finding(self.rule, "container.capabilities.drop", "required capabilities are not dropped",
                                list(dropped), list(self.required),
-                               "drop " + ", ".join(missing) + " (--cap-drop ALL; capabilities.drop: [ALL])"))
+                               "drop " + ", ".join(missing) + " (--cap-drop ALL; Kubernetes: capabilities.drop: [ALL])"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +270,7 @@ class Mounts:
                                                  if expected else "remove the bind mount (-v/hostPath); use a volume"))
         elif not read_only and all(b.read_only for b in fits):
             out.append(Finding(self.rule, f"{path}.readOnly", "bind mount must be read-only", False, True,
-                               "add :ro to the -v option (readOnly: true)"))
+                               "add :ro to the -v option (Kubernetes: readOnly: true)"))
 
 
 @dataclass(frozen=True, slots=True)
