@@ -9,8 +9,11 @@ tag; and key rotation, after which a client that pinned the first root still ver
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import subprocess  # nosec B404 - umoci with an argument list
+import subprocess  # nosec B404 - umoci and setpriv with argument lists
+import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +21,7 @@ from typing import Callable
 
 import pytest
 
-from tests.support.cli import stockade
+from tests.support.cli import REPO, stockade
 from tests.support.images import skopeo_push
 from tests.support.registry import Registry
 from trust.tuf import repository
@@ -199,3 +202,33 @@ def test_verify_verb_cache_does_not_carry_trust_to_another_tag(flow: Flow) -> No
     r = stockade_verify(flow, unsigned)
     assert r.returncode == 1, r.stdout
     assert "is not signed in the TUF repository" in json.loads(r.stdout)["tuf"]["error"]
+
+
+def test_rootless_client_keeps_its_tuf_cache_in_xdg_cache_home(flow: Flow) -> None:
+    """An unprivileged user (nobody) verifies the tag; its verified metadata lands under
+    $XDG_CACHE_HOME/stockade/tuf, never in the root layout."""
+    home = Path(tempfile.mkdtemp(prefix="tuf-rootless-"))
+    try:
+        os.chmod(home, 0o755)
+        root = home / "root.json"
+        shutil.copy(flow.root, root)
+        for sub in ("cache", "config", "data"):
+            (home / sub).mkdir()
+        (home / "config.toml").write_text("")
+        for path in [home, *home.iterdir()]:
+            os.chown(path, 65534, 65534)
+        env = {"HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"),
+               "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data"),
+               "STOCKADE_CONFIG": str(home / "config.toml"), "PYTHONPATH": str(REPO),
+               "PATH": os.environ["PATH"]}
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            sys.executable, "-m", "stockade", "trust", "verify", flow.image,
+                            "--tuf", flow.served.url, "--tuf-root", str(root)],
+                           env=env, capture_output=True, text=True, cwd=home,
+                           timeout=120)  # nosec B603 B607
+        assert r.returncode == 0, r.stderr
+        caches = list((home / "cache" / "stockade" / "tuf").iterdir())
+        assert len(caches) == 1
+        assert (caches[0] / "metadata" / "timestamp.json").stat().st_uid == 65534
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
