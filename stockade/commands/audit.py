@@ -115,8 +115,16 @@ def _view(args: argparse.Namespace, paths: Paths, config: Config | None,
                 raise UsageError(f"--image {args.image}: {exc}") from None
         else:
             from hardening.audit.sources import StoreImages
+            from hardening.audit.targets import SourceUnavailable, StaticImages
 
-            images = StoreImages(paths, config, only=args.image)
+            # Resolve now: an image the user named but the store lacks is a usage error (exit 2),
+            # while a store that cannot be read at all leaves the image checks to SKIP.
+            try:
+                images = StaticImages(StoreImages(paths, config, only=args.image).images())
+            except SourceUnavailable:
+                images = StoreImages(paths, config, only=args.image)
+            except StockadeError as exc:
+                raise UsageError(f"--image {args.image}: {exc}") from None
     return for_machine(paths, config, error, host_root=args.host_root, images=images)
 
 

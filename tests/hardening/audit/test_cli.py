@@ -157,3 +157,31 @@ def test_tampered_layout_layer_is_refused(busybox_layout: Path, tmp_path: Path) 
     proc = stockade("audit", "--image", f"oci:{copy}:busybox")
     assert proc.returncode == 2
     assert manifest["layers"][0]["digest"] in proc.stderr
+
+
+def test_images_in_the_real_store(registry, busybox_layout: Path, store_root: Path,  # type: ignore[no-untyped-def]
+                                  tmp_path: Path) -> None:
+    """Pulled by the engine into a real store, then graded from the store's config and layer dirs."""
+    from tests.support.images import skopeo_push
+
+    ref = f"{registry.host}/audit/busybox:1.0"
+    skopeo_push(busybox_layout, "busybox", ref)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[registries]\ninsecure = ["{registry.host}"]\n')
+    pull = stockade("--config", config, "pull", ref, root=store_root)
+    assert pull.returncode == 0, pull.stderr
+    for args in (["images"], ["--image", ref]):
+        doc = _json(stockade("--config", config, "audit", *args, "-o", "json", root=store_root))
+        results = [r for r in doc["results"] if r["domain"] == "images"]
+        assert {r["target"]["name"] for r in results} == {ref}
+        by_id = {r["check_id"]: r for r in results}
+        assert by_id["IMG-001"]["status"] == "PASS" and by_id["IMG-002"]["status"] == "FAIL"
+        assert by_id["IMG-011"]["status"] == "PASS" and by_id["IMG-014"]["status"] == "PASS"
+        assert by_id["IMG-008"]["status"] == "PASS"  # tagged 1.0
+        assert not [r for r in results if r["status"] == "ERROR"], results
+
+
+def test_unknown_store_image_exits_2(store_root: Path) -> None:
+    proc = stockade("audit", "--image", "registry.example/nothing:1", root=store_root)
+    assert proc.returncode == 2, proc.stderr
+    assert "registry.example/nothing:1" in proc.stderr
