@@ -12,6 +12,7 @@ Cases, interleaved in the same rounds:
 * ``ngclient-warm`` / ``ngclient-cold``: the peer, a fresh Python process driving python-tuf's
   ``Updater(bootstrap=…).refresh()`` and ``get_targetinfo()`` directly, same interpreter, same
   repository, same cache states (no registry request: that is the price of checking the tag);
+* ``stockade-version``: the command line's start-up alone, to read the CLI rows against;
 * ``resolve-in-process`` / ``ngclient-refresh-in-process``: our client function against a bare
   ``Updater.refresh()`` + ``get_targetinfo()`` in this process, both warm: the wrapper's own cost
   (locking, cache choice, error translation) without process start-up.
@@ -125,6 +126,9 @@ def main(rounds: int = 9) -> dict[str, object]:
         bench.case("ngclient-warm", lambda: run_timed(peer(peer_warm), env=env))
         bench.case("stockade-verify-cold", lambda: run_timed(verify(cold_store), env=env))
         bench.case("ngclient-cold", lambda: run_timed(peer(peer_cold), env=env))
+        # The command line's own start-up, for reading the CLI rows: verify minus this is the
+        # registry round trip, the tuf import and the refresh.
+        bench.case("stockade-version", lambda: run_timed(stockade_argv("version"), env=env))
         bench.case("resolve-in-process", our_resolve)
         bench.case("ngclient-refresh-in-process", bare_refresh)
         bench.notes.update({"python-tuf": _version("tuf"), "registry": "docker-registry on 127.0.0.1",
