@@ -44,6 +44,17 @@ def _layer_hits(image: ImageRecord, predicate: Any, message: str, expected: str)
                   Evidence("layer", "*", "none found", expected))
 
 
+def _history_hits(image: ImageRecord, predicate: Any, message: str, observed: str,
+                  expected: str, clean: str) -> Verdict:
+    """FAIL naming the build steps whose ``created_by`` matches ``predicate``, PASS when none does."""
+    steps = [i for i, line in enumerate(_history(image)) if predicate(line)]
+    if steps:
+        return failed(f"{message} (steps {_list(map(str, steps))})",
+                      *(Evidence("image-config", f"/history/{i}/created_by", observed, expected)
+                        for i in steps), location=_loc(image, "history"))
+    return passed(clean)
+
+
 @implements("IMG-001")
 def non_root_user(_view: Any, image: ImageRecord, _p: Mapping[str, Any]) -> Verdict:
     user = str(_cfg(image).get("User") or "")
@@ -144,23 +155,16 @@ _URL = re.compile(r"\bADD\s+(--\S+\s+)*(https?|ftp)://", re.IGNORECASE)
 
 @implements("IMG-006")
 def add_instruction(_view: Any, image: ImageRecord, _p: Mapping[str, Any]) -> Verdict:
-    steps = [i for i, line in enumerate(_history(image)) if _ADD.search(line) and not _URL.search(line)]
-    if steps:
-        return failed(f"the image was built with ADD (steps {_list(map(str, steps))})",
-                      *(Evidence("image-config", f"/history/{i}/created_by", "ADD", "COPY")
-                        for i in steps), location=_loc(image, "history"))
-    return passed("no ADD instruction in the build history")
+    return _history_hits(image, lambda line: _ADD.search(line) and not _URL.search(line),
+                         "the image was built with ADD", "ADD", "COPY",
+                         "no ADD instruction in the build history")
 
 
 @implements("IMG-007")
 def add_url(_view: Any, image: ImageRecord, _p: Mapping[str, Any]) -> Verdict:
-    steps = [i for i, line in enumerate(_history(image)) if _URL.search(line)]
-    if steps:
-        return failed(f"ADD fetched remote URLs at build time (steps {_list(map(str, steps))})",
-                      *(Evidence("image-config", f"/history/{i}/created_by", "ADD <url>",
-                                 "a download whose checksum is verified") for i in steps),
-                      location=_loc(image, "history"))
-    return passed("no ADD of a remote URL in the build history")
+    return _history_hits(image, _URL.search, "ADD fetched remote URLs at build time", "ADD <url>",
+                         "a download whose checksum is verified",
+                         "no ADD of a remote URL in the build history")
 
 
 def _pinned(reference: str) -> bool:
@@ -259,14 +263,10 @@ _INSTALL = re.compile(r"\b(install|upgrade|add)\b")
 
 @implements("IMG-015")
 def update_alone(_view: Any, image: ImageRecord, _p: Mapping[str, Any]) -> Verdict:
-    steps = [i for i, line in enumerate(_history(image))
-             if _UPDATE.search(line) and not _INSTALL.search(line)]
-    if steps:
-        return failed(f"package index updated in a step of its own (steps {_list(map(str, steps))})",
-                      *(Evidence("image-config", f"/history/{i}/created_by", "update without install",
-                                 "update && install in one RUN") for i in steps),
-                      location=_loc(image, "history"))
-    return passed("no package index update stands alone in the build history")
+    return _history_hits(image, lambda line: _UPDATE.search(line) and not _INSTALL.search(line),
+                         "package index updated in a step of its own", "update without install",
+                         "update && install in one RUN",
+                         "no package index update stands alone in the build history")
 
 
 def parse_time(text: str) -> datetime:
