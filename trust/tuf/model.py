@@ -13,8 +13,8 @@ The repository has the shape Docker Content Trust gave Notary, on TUF 1.0:
 * ``root``, ``targets``, ``snapshot`` and ``timestamp`` with one ECDSA P-256 key each, threshold 1;
 * ``targets`` delegates every target name to ``targets/releases`` (terminating), and tag signing
   happens there, so the targets key can stay offline like the root key;
-* a target is named ``<registry>/<repository>:<tag>`` (the canonical reference without a digest);
-  its ``length`` and ``hashes.sha256`` are the manifest's size and digest.
+* a target is named ``<registry>/<repository>:<tag>`` (the canonical reference without a digest,
+  ``client.target_name``); its ``length`` and ``hashes.sha256`` are the manifest's size and digest.
 
 Target names contain ``/``, so the delegation cannot use ``paths`` globs (a ``*`` never matches
 across ``/`` in TUF); it uses the sixteen one-digit ``path_hash_prefixes``, which together match
@@ -72,11 +72,6 @@ DEFAULT_LIFETIMES: Mapping[str, timedelta] = {
 }
 
 SignerFor = Callable[[Key], Signer]
-
-
-def target_name(registry: str, repository: str, tag: str) -> str:
-    """The TUF target name of a tag: the canonical reference without a digest."""
-    return f"{registry}/{repository}:{tag}"
 
 
 def serialize(md: Metadata) -> bytes:
@@ -218,10 +213,12 @@ class RepositoryModel(Repository):
             old = root.keys[old_keyid]
             if role == ROOT:
                 self._extra_root_keys = [old]
-            with self.edit_root() as editable:
-                editable.revoke_key(old_keyid, role)
-                editable.add_key(new_key, role)
-            self._extra_root_keys = []
+            try:
+                with self.edit_root() as editable:
+                    editable.revoke_key(old_keyid, role)
+                    editable.add_key(new_key, role)
+            finally:
+                self._extra_root_keys = []
         if role == ROOT:
             self.publish()
         else:

@@ -17,7 +17,6 @@ from trust.tuf.model import (
     TARGETS,
     TIMESTAMP,
     RepositoryModel,
-    target_name,
 )
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -96,7 +95,7 @@ def test_set_target_signs_with_releases_snapshot_timestamp_keys_only(model: Repo
                                                                     signers: Signers) -> None:
     m = reload(model, signers)
     signers.used.clear()
-    name = target_name("127.0.0.1:5000", "ns/app", "1.0")
+    name = "127.0.0.1:5000/ns/app:1.0"
     m.set_target(name, DIGEST, 528, {"mediaType": "application/vnd.oci.image.manifest.v1+json"})
     verify_chain(m)
     assert [(r, v) for r, v, _ in m.pending] == [(RELEASES, 2), (SNAPSHOT, 2), (TIMESTAMP, 2)]
