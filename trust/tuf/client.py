@@ -213,25 +213,26 @@ class _Session:
         self.updater: Updater
 
     def __enter__(self) -> "_Session":
-        metadata_dir = self.directory / "metadata"
-        metadata_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        lock = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        self._stack.callback(os.close, lock)
-        fcntl.flock(lock, fcntl.LOCK_EX)
         from tuf.api import exceptions
         from tuf.ngclient import Updater
 
-        try:
-            self.updater = Updater(str(metadata_dir), self.url,
-                                   target_dir=str(self.directory / "targets"),
-                                   target_base_url=self.target_base_url,
-                                   bootstrap=self.root_bytes)
-        except exceptions.RepositoryError as exc:
-            self._stack.close()
-            raise TufRootFileError(f"--tuf-root {self.root_path} is not valid TUF root metadata: "
-                                   f"{exc}") from None
-        if self.now is not None:
-            self.updater._trusted_set.reference_time = self.now  # see module docstring
+        metadata_dir = self.directory / "metadata"
+        metadata_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.ExitStack() as stack:  # released here unless the session starts
+            lock = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            stack.callback(os.close, lock)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.updater = Updater(str(metadata_dir), self.url,
+                                       target_dir=str(self.directory / "targets"),
+                                       target_base_url=self.target_base_url,
+                                       bootstrap=self.root_bytes)
+            except exceptions.RepositoryError as exc:
+                raise TufRootFileError(f"--tuf-root {self.root_path} is not valid TUF root "
+                                       f"metadata: {exc}") from None
+            if self.now is not None:
+                self.updater._trusted_set.reference_time = self.now  # see module docstring
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(self, *exc_info: object) -> bool | None:
