@@ -73,6 +73,18 @@ def apply_layer(blob: BinaryIO, dest: Path, *, media_type: str, limits: UnpackLi
     return LayerStats(diff_id=stream.diff_id, size=stream.size, entries=entries)
 
 
+def _umask() -> int | None:
+    """The process umask, read without changing it (os.umask would, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return None
+
+
 def split_name(name: str, what: str = "path") -> list[str]:
     """An archive name as components; Refused for absolute names, ``..``, NUL or excess length."""
     if "\0" in name:
@@ -99,6 +111,15 @@ class _Applier:
         self.opaque_xattr = "user.overlay.opaque" if rootless else "trusted.overlay.opaque"
         self.dirs: dict[str, TarEntry | None] = {}  # directory metadata applied at the end
         self.ours: set[str] = set()  # merge mode: paths this layer wrote, and their parents
+        # Syscalls saved per file (most of a layer): a file created with its final mode needs no
+        # fchmod when the umask cannot have changed it, and one that would get our own ids needs no
+        # fchown. The latter holds in diff mode only, where every directory is ours and none has
+        # the set-gid bit until the end (checked on the root; "grpid" mounts inherit its group).
+        self.umask = _umask()
+        root = os.fstat(self.root.fd)
+        self.own_ids = ((os.geteuid(), os.getegid())
+                        if not merge and root.st_gid == os.getegid()
+                        and not root.st_mode & stat.S_ISGID else None)
 
     def close(self) -> None:
         self.root.close()
@@ -176,16 +197,21 @@ class _Applier:
                 del self.dirs[k]
 
     def _file(self, pfd: int, base: str, key: str, e: TarEntry, reader: TarReader) -> None:
+        mode = e.mode
+        final_mode = self.umask is not None and not mode & (0o7000 | self.umask)
+        create_mode = mode if final_mode else 0o600
         try:
-            fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
+            fd = os.open(base, _FILE_FLAGS, create_mode, dir_fd=pfd)
         except FileExistsError:
             self._clear(pfd, base, key)
-            fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
+            fd = os.open(base, _FILE_FLAGS, create_mode, dir_fd=pfd)
         try:
             if e.size:
                 reader.copy_to(fd, e.size)
-            self._chown(fd, e)
-            os.fchmod(fd, e.mode)
+            if (e.uid, e.gid) != self.own_ids:
+                self._chown(fd, e)
+            if not final_mode:
+                os.fchmod(fd, mode)
             if e.xattrs:
                 for name, value in allowed_xattrs(e.xattrs, privileged=self.privileged):
                     os.setxattr(fd, name, value)
@@ -348,7 +374,8 @@ class _Applier:
         if e is None:
             os.chmod(path, 0o755)  # nosec B103 - a root dir is 0755
             return
-        self._chown(path, e)
+        if (e.uid, e.gid) != self.own_ids:
+            self._chown(path, e)
         os.chmod(path, e.mode)
         for name, value in (e.xattrs or {}).items():
             os.setxattr(path, name, value)

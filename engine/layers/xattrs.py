@@ -35,6 +35,8 @@ _ACLS = ("system.posix_acl_access", "system.posix_acl_default")
 def allowed_xattrs(xattrs: Mapping[str, bytes], *, privileged: bool) -> Iterator[tuple[str, bytes]]:
     """The (name, value) pairs to set on an entry; Refused for an overlay-steering attribute."""
     for name, value in xattrs.items():
+        if not name or "\0" in name:
+            raise Refused(f"carries an xattr with an invalid name {name!r}")
         if name.startswith(_STEERING):
             raise Refused(f"carries the overlayfs attribute {name}, which would steer the overlay "
                           "mount; refused")

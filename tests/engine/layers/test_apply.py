@@ -249,3 +249,15 @@ def test_merge_whiteout_spares_this_layers_file(sandbox: Sandbox) -> None:
     apply(layer([file("f", b"lower")]), dest, mode="merge")
     apply(layer([file("f", b"upper"), whiteout("f")]), dest, mode="merge")
     assert (dest / "f").read_bytes() == b"upper"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o000])
+def test_file_modes_do_not_depend_on_the_umask(sandbox: Sandbox, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        apply(layer([file("rw", b"x", mode=0o666), file("ro", b"x", mode=0o444),
+                      file("none", b"x", mode=0o000), file("s", b"x", mode=0o6755)]), sandbox.dest)
+    finally:
+        os.umask(old)
+    modes = {p: stat.S_IMODE(os.stat(sandbox.dest / p).st_mode) for p in ("rw", "ro", "none", "s")}
+    assert modes == {"rw": 0o666, "ro": 0o444, "none": 0o000, "s": 0o6755}

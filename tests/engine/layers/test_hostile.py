@@ -185,3 +185,7 @@ def test_write_never_lands_in_an_existing_hardlinked_inode(sandbox: Sandbox) -> 
     assert (sandbox.dest / "shared").read_bytes() == b"new content"
     assert os.stat(sandbox.dest / "shared").st_nlink == 1
     sandbox.assert_untouched()  # the secret's link count is back to 1, its content unchanged
+
+
+def test_xattr_name_with_nul(sandbox: Sandbox) -> None:
+    refused(sandbox, [file("f", b"x", pax=xattr("user.a\0b", b"v"))], "f", match="invalid name")
