@@ -76,8 +76,13 @@ def add_to_tag_index(client: RegistryClient, ref: Reference, subject_digest: str
     def build(current: ManifestResult | None) -> tuple[bytes, str] | None:
         if current is not None and present(current):
             return None
+        # Entries whose manifest is gone (deleted, garbage-collected) are dropped: the registry
+        # refuses an index naming an unknown manifest, which would block every later signature.
+        # A concurrent writer's entry is never dropped: its manifest is pushed before it is listed.
+        kept = [d for d in entries(current)
+                if client.head_manifest(oci.at_digest(ref, d.digest)) is not None]
         index = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX,
-                 "manifests": [d.to_json() for d in entries(current) + [entry]]}
+                 "manifests": [d.to_json() for d in kept + [entry]]}
         return oci.dumps(index), mt.OCI_INDEX
 
     oci.update_tag(client, tag_ref, build, present, what=f"referrers of {subject_digest}")

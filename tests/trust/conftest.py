@@ -28,3 +28,30 @@ def ecdsa_key() -> keys.PrivateKey:
 @pytest.fixture(scope="session")
 def ed25519_key() -> keys.PrivateKey:
     return keys.generate("ed25519")
+
+
+@pytest.fixture
+def client(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real registry client with the test's isolated configuration."""
+    from engine.config import Paths, load_config
+    from engine.registry import RegistryClient
+
+    c = RegistryClient(load_config(), Paths.default(root=tmp_path / "store"))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def image(request: pytest.FixtureRequest, registry, busybox_layout: Path) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The busybox image pushed (by skopeo) to a repository of its own: (reference, digest)."""
+    from tests.support.images import skopeo_push
+
+    repo = "t/" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower()).strip("-")[:60]
+    ref = f"{registry.host}/{repo}:1"
+    return ref, skopeo_push(busybox_layout, "busybox", ref)
+
+
+@pytest.fixture
+def key_files(tmp_path: Path, ecdsa_key: keys.PrivateKey) -> tuple[Path, Path]:
+    """The session ECDSA key written as PKCS#8 (password ``pw``) and its public key."""
+    return keys.write_key_pair(ecdsa_key, b"pw", tmp_path / "signer")
