@@ -113,7 +113,7 @@ def host_namespace(_view: Any, doc: Mapping[str, Any], params: Mapping[str, Any]
 
 
 @implements("security_opt")
-def security_opt(_view: Any, doc: Mapping[str, Any], params: Mapping[str, Any]) -> Verdict:
+def security_opt(view: Any, doc: Mapping[str, Any], params: Mapping[str, Any]) -> Verdict:
     """A SecurityOpt entry that must be absent (``deny``) or present (``require``)."""
     opts = _opts(doc)
     ev = Evidence("inspect", "/HostConfig/SecurityOpt", ", ".join(opts) or "none",
@@ -125,6 +125,15 @@ def security_opt(_view: Any, doc: Mapping[str, Any], params: Mapping[str, Any]) 
         return passed(params["good"], ev)
     if any(o.replace(":", "=") in params["require"] for o in opts):
         return passed(params["good"], ev)
+    # As Docker's daemon-wide default does, the engine's default applies unless the container
+    # opted out; the configuration says which default was in force.
+    default = params.get("engine_default")
+    opted_out = any(o.replace(":", "=") in params.get("opt_out", ()) for o in opts)
+    if default and not opted_out and view.config is not None:
+        section, key = default.split(".")
+        if getattr(getattr(view.config, section), key) is True:
+            return passed(f"{params['good']} (engine default {default} = true)", ev,
+                          Evidence("engine-config", default, "True", "True"))
     return failed(params["bad"], ev, location=_loc(doc))
 
 
@@ -258,10 +267,11 @@ def all_interfaces(_view: Any, doc: Mapping[str, Any], _p: Mapping[str, Any]) ->
 
 
 @implements("CTR-027")
-def cgroup_parent(_view: Any, doc: Mapping[str, Any], _p: Mapping[str, Any]) -> Verdict:
+def cgroup_parent(_view: Any, doc: Mapping[str, Any], params: Mapping[str, Any]) -> Verdict:
     parent = str(_hc(doc).get("CgroupParent") or "")
-    return _flag(doc, "CgroupParent", not parent, "the default cgroup parent is used",
-                 f"custom cgroup parent {parent}", "default", parent or "default")
+    return _flag(doc, "CgroupParent", parent in params["defaults"],
+                 "the engine's default cgroup parent is used", f"custom cgroup parent {parent}",
+                 "the engine's default", parent or "default")
 
 
 @implements("CTR-028")

@@ -271,7 +271,7 @@ FIXTURES: dict[str, Fixture] = {
     "CTR-010": Fixture(host_config(UTSMode="host")),
     "CTR-011": Fixture(host_config(UsernsMode="host")),
     "CTR-012": Fixture(host_config(SecurityOpt=["no-new-privileges:true", "seccomp:unconfined"])),
-    "CTR-013": Fixture(host_config(SecurityOpt=[])),
+    "CTR-013": Fixture(host_config(SecurityOpt=["no-new-privileges=false"])),
     "CTR-014": Fixture(host_config(SecurityOpt=["no-new-privileges", "apparmor=unconfined"])),
     "CTR-015": Fixture(host_config(ReadonlyRootfs=False)),
     "CTR-016": Fixture(host_config(Memory=0)),

@@ -160,3 +160,17 @@ def test_ignore_dates_compare_as_dates(tmp_path: Path) -> None:
     entries = load_ignore_file(_ignore(tmp_path, '[[ignore]]\ncheck = "CTR"\nreason = "r"\n'
                                                  'expires = 2030-01-01T00:00:00Z\n'), ["CTR-001"])
     assert entries[0].expires == date(2030, 1, 1)
+
+
+@pytest.mark.parametrize("opts, engine_default, status", [
+    (["no-new-privileges"], False, Status.PASS),
+    ([], True, Status.PASS),  # the engine's default applies, as Docker's daemon default does
+    ([], False, Status.FAIL),
+    (["no-new-privileges:false"], True, Status.FAIL),  # an explicit opt-out beats the default
+])
+def test_no_new_privileges_from_the_container_or_the_engine_default(
+        world: World, opts: list[str], engine_default: bool, status: Status) -> None:
+    world.containers[0]["HostConfig"]["SecurityOpt"] = opts
+    world.config["containers"]["no_new_privileges"] = engine_default
+    report = run_audit(world.view(), REG.select(["containers"], include=["CTR-013"]))
+    assert report.results[0].status is status, report.results[0].message
