@@ -230,9 +230,21 @@ def cmd_inspect(ctx: Context) -> int:
 
 
 def cmd_verify(ctx: Context) -> int:
+    """With ``-o json`` a failure is reported on stdout too, as ``{"verified": false, "reason": …}``
+    (the error line still goes to stderr and the exit code is 1)."""
+    from trust.tuf import client
+    from trust.tuf.errors import TufError
+
     ref = _tag_reference(ctx.args.image)
     digest, length, _ = resolve_tag(ctx, ref)
-    result = verify_tuf(ctx, ref, digest, length)
+    try:
+        result = client.verify_tag(ref, digest, length, ctx.args.tuf, ctx.args.tuf_root,
+                                   tuf_cache(ctx))
+    except TufError as exc:
+        if ctx.output == "json":
+            print_json({"verified": False, "image": str(ref), "digest": digest,
+                        "reason": exc.reason, "error": str(exc)})
+        raise
     if ctx.output == "json":
         print_json({"verified": True, **result.as_dict()})
     else:
@@ -243,22 +255,7 @@ def cmd_verify(ctx: Context) -> int:
     return 0
 
 
-# --- shared pieces (``stockade verify --tuf`` uses verify_tuf and add_tuf_flags) ----------------
-
-def verify_tuf(ctx: Context, ref: "Reference", digest: str, length: int) -> Any:
-    """Verify ``ref``'s tag against ``--tuf``/``--tuf-root``; with ``-o json`` a failure is also
-    reported on stdout as ``{"verified": false, "reason": …}`` before the error line."""
-    from trust.tuf import client
-    from trust.tuf.errors import TufError
-
-    try:
-        return client.verify_tag(ref, digest, length, ctx.args.tuf, ctx.args.tuf_root, tuf_cache(ctx))
-    except TufError as exc:
-        if ctx.output == "json":
-            print_json({"verified": False, "image": str(ref), "digest": digest,
-                        "reason": exc.reason, "error": str(exc)})
-        raise
-
+# --- shared pieces (``stockade verify`` uses add_tuf_flags and tag_authority) ------------------
 
 def tag_authority(ctx: Context) -> Any:
     """A ``TufTagAuthority`` from ``--tuf``/``--tuf-root`` (None without them), for ``verify``."""
