@@ -290,7 +290,10 @@ def verify_image(client: RegistryClient, reference: Reference | str, requirement
     checks = _Checks(requirements)
     root_hash = requirements.trusted_root.sha256 if requirements.trusted_root else TrustedRoot.load().sha256
     key_parts = {"platform": platform, "scope": scope, "predicate_type": predicate_type, "root": root_hash,
-                 "requirements": requirements.canonical()}
+                 "requirements": requirements.canonical(),
+                 # a digest's signatures hold wherever it is pulled from, but --check-reference
+                 # makes the verdict depend on the repository's name
+                 "repository": ref.name if requirements.check_reference else None}
     if requirements.tuf is not None:
         # TUF vouches for a tag, not a digest: another tag on the same digest is another question.
         key_parts["tag"] = f"{ref.name}:{ref.tag}"

@@ -1,0 +1,136 @@
+"""The verification cache: positive verdicts only, keyed by everything they depend on, until they
+expire; and a hit loads neither sigstore nor tuf and needs no registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess  # nosec B404 - runs our own CLI in a fresh interpreter, argument lists
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.config import Paths, load_config
+from engine.reference import Reference
+from engine.registry import RegistryClient
+from tests.support.cli import REPO, stockade
+from tests.support.images import skopeo_push
+from tests.support.registry import start_registry
+from tests.trust.sigstore_instance import SigstoreInstance
+from trust import dsse, legacy, simplesigning
+from trust.cache import VerificationCache
+from trust.requirements import Requirements
+from trust.verdict import SignatureResult, TargetResult, Verdict
+from trust.verify import verify_image
+
+DIGEST = "sha256:" + "ab" * 32
+WHO, ISSUER = "cache@example.com", "https://issuer.example"
+
+
+def _verdict(ok: bool = True, expires: float = 2000.0) -> Verdict:
+    sig = SignatureResult("cosign-keyed", "legacy-tag", "r:sha256-ab.sig", signer={"key_id": "k"})
+    if not ok:
+        sig.fail("bad")
+    return Verdict("r:1", DIGEST, [TargetResult(DIGEST, "m", "manifest", [sig])], expires=expires)
+
+
+def test_roundtrip_and_expiry(tmp_path: Path) -> None:
+    now = [1000.0]
+    cache = VerificationCache(tmp_path / "c", clock=lambda: now[0])
+    parts = {"requirements": {"keys": ["k"]}, "root": "r"}
+    cache.put(DIGEST, parts, _verdict())
+    hit = cache.get(DIGEST, parts)
+    assert hit is not None and hit.ok and hit.cached and hit.to_json()["targets"] == _verdict().to_json()["targets"]
+    assert oct((tmp_path / "c").stat().st_mode & 0o777) == "0o700"
+    assert cache.get(DIGEST, {**parts, "root": "other"}) is None  # another trusted root
+    assert cache.get(DIGEST, {**parts, "requirements": {"keys": ["k2"]}}) is None  # other requirements
+    assert cache.get("sha256:" + "cd" * 32, parts) is None  # another digest
+    now[0] = 2000.0
+    assert cache.get(DIGEST, parts) is None  # expired, and removed
+    assert not list((tmp_path / "c").glob("*.json"))
+
+
+def test_negative_verdicts_are_not_stored(tmp_path: Path) -> None:
+    cache = VerificationCache(tmp_path, clock=lambda: 1000.0)
+    cache.put(DIGEST, {}, _verdict(ok=False))
+    cache.put(DIGEST, {"x": 1}, _verdict(expires=999.0))
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_corrupt_entry_is_a_miss(tmp_path: Path) -> None:
+    cache = VerificationCache(tmp_path, clock=lambda: 1000.0)
+    cache.put(DIGEST, {}, _verdict())
+    (entry,) = tmp_path.glob("*.json")
+    entry.write_text("{")
+    assert cache.get(DIGEST, {}) is None
+    entry.write_text(json.dumps({"format": 1, "digest": DIGEST, "expires": "soon"}))
+    assert cache.get(DIGEST, {}) is None
+
+
+@pytest.fixture
+def own_registry(tmp_path: Path) -> Any:
+    reg = start_registry(tmp_path / "registry")
+    yield reg
+    reg.stop()
+
+
+def test_a_hit_needs_no_registry(own_registry: Any, busybox_layout: Path, tmp_path: Path, ecdsa_key: Any) -> None:
+    ref_text = f"{own_registry.host}/c/busybox:1"
+    digest = skopeo_push(busybox_layout, "busybox", ref_text)
+    client = RegistryClient(load_config(), Paths.default(root=tmp_path / "store"))
+    ref = Reference.parse(ref_text).with_digest(digest)
+    payload = simplesigning.build(ref.name, digest)
+    legacy.append(client, ref, digest, ".sig", payload, simplesigning.MEDIA_TYPE,
+                  {legacy.SIGNATURE: dsse.b64(ecdsa_key.sign(payload))})
+    cache = VerificationCache(tmp_path / "cache")
+    req = Requirements(keys=(ecdsa_key.public,))
+    first = verify_image(client, ref, req, cache=cache)
+    assert first.ok and not first.cached
+    own_registry.stop()  # from now on any registry access fails
+    second = verify_image(client, ref, req, cache=cache)
+    assert second.ok and second.cached
+    assert second.targets[0].signatures[0].signer == {"key_id": ecdsa_key.public.key_id}
+    with pytest.raises(Exception):
+        verify_image(client, ref, req)  # without the cache it has to ask the (stopped) registry
+    client.close()
+
+
+PROBE = """
+import json, sys
+from stockade.cli import main
+rc = main(sys.argv[1:])
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"sigstore", "sigstore_models", "tuf", "securesystemslib"})
+print(json.dumps({"rc": rc, "heavy": heavy}), file=sys.stderr)
+"""
+
+
+def _probe(*args: Any) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", PROBE, *map(str, args)], env=env, capture_output=True,  # nosec B603
+                          text=True, timeout=120, cwd=REPO)
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+def test_a_keyless_hit_imports_neither_sigstore_nor_tuf(registry: Any, busybox_layout: Path, tmp_path: Path,
+                                                        client: Any) -> None:
+    ref_text = f"{registry.host}/c/keyless:1"
+    digest = skopeo_push(busybox_layout, "busybox", ref_text)
+    ref = Reference.parse(ref_text)
+    instance = SigstoreInstance()
+    root = instance.write_trusted_root(tmp_path / "root.json")
+    payload = simplesigning.build(ref.name, digest)
+    sig, pem, annotation = instance.legacy_signature(payload, WHO, ISSUER)
+    legacy.append(client, ref, digest, ".sig", payload, simplesigning.MEDIA_TYPE,
+                  {legacy.SIGNATURE: dsse.b64(sig), legacy.CERTIFICATE: pem.decode(), legacy.BUNDLE: annotation})
+    args = ["--root", tmp_path / "store", "verify", f"{ref_text}@{digest}", "--certificate-identity", WHO,
+            "--certificate-oidc-issuer", ISSUER, "--trusted-root", root, "-o", "json"]
+    cold = _probe(*args)
+    assert cold["rc"] == 0 and "sigstore" in cold["heavy"]  # a miss really does use sigstore (and its tuf)
+    warm = _probe(*args)
+    assert warm == {"rc": 0, "heavy": []}
+    r = stockade(*args)
+    assert json.loads(r.stdout)["cached"] is True
+    r = stockade(*args[:-2], "--no-cache", "-o", "json")
+    assert json.loads(r.stdout)["cached"] is False
