@@ -131,6 +131,8 @@ def test_revoke(tuf_repo: TufRepo) -> None:
     (("trust", "revoke", "127.0.0.1:5000/ns/app@sha256:" + "0" * 64, "--repo", "x"), 2, "per tag"),
     (("trust", "revoke", "Not A Reference", "--repo", "x"), 1, "invalid reference"),
     (("trust", "inspect", "--repo", "/nonexistent/repo"), 1, "not a TUF repository"),
+    (("verify", "127.0.0.1:1/a:b", "--tuf", "http://127.0.0.1:1/"), 2, "go together"),
+    (("trust", "verify", "127.0.0.1:1/a:b", "--tuf", "http://127.0.0.1:1/"), 2, "--tuf-root"),
 ])
 def test_usage_errors(args: tuple[str, ...], code: int, message: str) -> None:
     r = stockade(*args, env=ENV)
