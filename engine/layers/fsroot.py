@@ -14,9 +14,11 @@ stricter than containerd, which reinterprets absolute targets inside the root: a
 names a host path, and layers produced by diffing a real tree never write through such a link, so
 refusing costs nothing real and removes a whole class of mistakes.
 
-Measured alternative: ``openat2(RESOLVE_IN_ROOT)`` does the walk in one syscall, but it silently
-rescopes escaping links instead of refusing them, and a cache of directory fds makes the common case
-(the previous entry's directory) a single dictionary lookup anyway.
+Measured alternative: ``openat2(RESOLVE_IN_ROOT)`` (syscall 437 through ctypes) does the walk in one
+syscall, but it silently rescopes escaping links instead of refusing them, and it is slower: over the
+6,680 parent directories of the Debian minbase layer it took 1.4-3.4 us per entry (open and close)
+against 0.6-0.7 us for the fd cache below, whose common case (the previous entry's directory) is one
+dictionary lookup.
 
 Directory fds are cached by *canonical* path (the real directories, no symlinks), so the key for a
 name that contains no symlink is the name itself. Removing a directory drops every cached fd at or

@@ -173,3 +173,17 @@ def test_zstd_several_frames_and_a_skippable_frame(sandbox: Sandbox) -> None:
     stats = apply(blob, sandbox.dest, media_type=ZSTD)
     assert stats.diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
     assert (sandbox.dest / "b").read_bytes() == b"second" * 1000
+
+
+def test_zlib_fallback_when_isal_is_missing(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without isal the standard library's gzip takes over, with the same checks."""
+    import engine.layers.compression as compression
+
+    monkeypatch.setattr(compression, "_gzip_module", gzip)
+    raw = tar_bytes([directory("d"), file("d/a", os.urandom(300_000))])
+    stats = apply(compress(raw, GZIP), sandbox.dest)
+    assert stats.diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
+    other = sandbox.root / "truncated"
+    other.mkdir()
+    with pytest.raises(LayerError, match="truncated or corrupt gzip stream"):
+        apply(compress(raw, GZIP)[:-20], other)
