@@ -313,20 +313,16 @@ class _Applier:
             raise Refused(f"whiteout of {victim or 'nothing'!r} refused")
         key = join(pkey, victim)
         st = self.root.lstat(pfd, victim)
-        if not self.merge:
-            if st is None:
-                os.mknod(victim, stat.S_IFCHR, os.makedev(0, 0), dir_fd=pfd)
-            elif stat.S_ISDIR(st.st_mode):  # this layer's own directory: hide only what is below
-                vfd, _ = self.root.resolve_dir(key.split("/"), create=False)
-                self._opaque(vfd, key)
-            return  # a file of this same layer stays (whiteouts act on lower layers only)
         if st is None:
+            if not self.merge:
+                os.mknod(victim, stat.S_IFCHR, os.makedev(0, 0), dir_fd=pfd)
             return
-        if key not in self.ours:
+        if self.merge and key not in self.ours:  # (in diff mode all that exists is this layer's)
             self._remove(pfd, victim, key, st)
-        elif stat.S_ISDIR(st.st_mode):
+        elif stat.S_ISDIR(st.st_mode):  # this layer's own directory: hide only what is below
             vfd, _ = self.root.resolve_dir(key.split("/"), create=False)
             self._opaque(vfd, key)
+        # else a file of this same layer, which stays: whiteouts act on lower layers only
 
     def _opaque(self, fd: int, key: str) -> None:
         """Hide everything lower layers put below the directory ``fd``."""

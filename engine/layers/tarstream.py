@@ -15,6 +15,7 @@ whatever it leaves unread is skipped before the next header. Bad input raises ``
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Iterator
 
 from engine.layers.model import Refused
@@ -34,27 +35,22 @@ _NAMED_UNSUPPORTED = {b"S": "GNU sparse file", b"M": "multi-volume continuation"
 _POSIX_MAGIC = b"ustar\x0000"
 
 
+@dataclass(slots=True)
 class TarEntry:
     """One archive member as the headers describe it (names still as the archive spells them)."""
 
-    __slots__ = ("name", "kind", "mode", "uid", "gid", "size", "mtime_ns", "atime_ns", "linkname",
-                 "devmajor", "devminor", "xattrs")
-
-    def __init__(self, name: str, kind: str, mode: int, uid: int, gid: int, size: int,
-                 mtime_ns: int, atime_ns: int, linkname: str, devmajor: int, devminor: int,
-                 xattrs: dict[str, bytes] | None) -> None:
-        self.name = name
-        self.kind = kind
-        self.mode = mode
-        self.uid = uid
-        self.gid = gid
-        self.size = size
-        self.mtime_ns = mtime_ns
-        self.atime_ns = atime_ns
-        self.linkname = linkname
-        self.devmajor = devmajor
-        self.devminor = devminor
-        self.xattrs = xattrs
+    name: str
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime_ns: int
+    atime_ns: int
+    linkname: str
+    devmajor: int
+    devminor: int
+    xattrs: dict[str, bytes] | None
 
 
 def _cstr(field: bytes) -> bytes:
