@@ -1,0 +1,119 @@
+"""Reading image files safely: layer directories and OCI layout tar streams are input from outside."""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from hardening.audit.layerdirs import layer_files, read_layer_file
+from hardening.audit.model import Status
+from hardening.audit.oci_layout import LayoutError, open_layout
+from hardening.audit.registry import load_registry
+from hardening.audit.runner import run_audit
+from hardening.audit.sources import StoreImage
+from hardening.audit.targets import StaticImages
+from tests.hardening.audit.world import World
+
+
+def _layers(tmp_path: Path) -> list[Path]:
+    bottom, middle, top = (tmp_path / n for n in ("l0", "l1", "l2"))
+    (bottom / "etc").mkdir(parents=True)
+    (bottom / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    (bottom / "etc/shadow").write_text("root::1::::::\n")
+    (middle / "etc").mkdir(parents=True)
+    os.mknod(middle / "etc/shadow", stat.S_IFCHR | 0o000, os.makedev(0, 0))  # overlay whiteout
+    top.mkdir()
+    return [bottom, middle, top]
+
+
+def test_top_layer_wins_and_whiteouts_delete(tmp_path: Path) -> None:
+    dirs = _layers(tmp_path)
+    assert read_layer_file(dirs, "/etc/passwd", 1024) == b"root:x:0:0::/root:/bin/sh\n"
+    assert read_layer_file(dirs, "etc/shadow", 1024) is None
+    listed = {(f.path, f.layer) for f in layer_files(dirs)}
+    assert ("/etc/shadow", 0) in listed and ("/etc/shadow", 1) not in listed  # deleted, still shipped
+
+
+def test_a_symlink_in_a_layer_never_reads_the_host(tmp_path: Path) -> None:
+    dirs = _layers(tmp_path)
+    os.symlink("/etc", dirs[2] / "etc")  # a hostile top layer: etc -> the host's /etc
+    os.symlink("/etc/hostname", dirs[2] / "hostname")
+    assert read_layer_file(dirs, "/etc/passwd", 1024) is None
+    assert read_layer_file(dirs, "/hostname", 1024) is None
+    links = [f for f in layer_files(dirs) if f.kind == "link"]
+    assert {f.path for f in links} == {"/etc", "/hostname"}  # listed, not followed
+
+
+def test_unpacked_layers_missing_is_an_error_not_a_pass(world: World) -> None:
+    image = StoreImage("sha256:" + "1" * 64, None, ("registry.example/app:1",),
+                       {"config": {"User": "1000"}}, [], ["sha256:" + "2" * 64])
+    view = world.view()
+    view.images = StaticImages([image])
+    report = run_audit(view, load_registry().select(["images"], include=["IMG-003", "IMG-001"]))
+    by_id = {r.check.id: r for r in report.results}
+    assert by_id["IMG-001"].status is Status.PASS  # config-only checks still run
+    assert by_id["IMG-003"].status is Status.ERROR and "not unpacked" in by_id["IMG-003"].message
+
+
+def _layout_with(tmp_path: Path, members: list[tuple[str, bytes, int]]) -> Path:
+    """A one-layer OCI layout made by hand (uncompressed tar), digests computed honestly."""
+    import hashlib
+    import json
+
+    layout = tmp_path / "layout"
+    blobs = layout / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return "sha256:" + digest
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    layer = put(buf.getvalue())
+    config = put(json.dumps({"config": {"User": "1000"}, "rootfs": {"type": "layers",
+                                                                     "diff_ids": [layer]}}).encode())
+    manifest = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                               "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                          "digest": config, "size": 1},
+                               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                           "digest": layer, "size": len(buf.getvalue())}]}).encode())
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest, "size": 1,
+         "annotations": {"org.opencontainers.image.ref.name": "t"}}]}))
+    return layout
+
+
+def test_layout_entry_names_cannot_escape(tmp_path: Path) -> None:
+    layout = _layout_with(tmp_path, [("../../etc/sudoers.d/x", b"", 0o644),
+                                     ("./usr/bin/sudo", b"", 0o4755),
+                                     ("etc/.wh.shadow", b"", 0o644)])
+    image = open_layout(f"{layout}:t")
+    paths = {f.path for f in image.files()}
+    assert paths == {"/etc/sudoers.d/x", "/usr/bin/sudo"}  # normalised inside the image root
+    assert image.read_file("/etc/shadow") is None
+
+
+def test_layout_with_a_wrong_config_digest_is_refused(tmp_path: Path) -> None:
+    layout = _layout_with(tmp_path, [("etc/passwd", b"root:x:0:0::/:/bin/sh\n", 0o644)])
+    config = next(p for p in (layout / "blobs/sha256").iterdir() if b'"User"' in p.read_bytes())
+    config.write_bytes(config.read_bytes().replace(b'"1000"', b'"0"   '))
+    with pytest.raises(LayoutError, match="does not match its digest"):
+        open_layout(f"{layout}:t")
+
+
+def test_layout_tag_must_exist(tmp_path: Path) -> None:
+    layout = _layout_with(tmp_path, [("etc/passwd", b"", 0o644)])
+    with pytest.raises(LayoutError, match="no image tagged 'other'"):
+        open_layout(f"{layout}:other")
