@@ -33,6 +33,11 @@ _KINDS = {b"0": FILE, b"\0": FILE, b"7": FILE, b"1": HARDLINK, b"2": SYMLINK, b"
 _NAMED_UNSUPPORTED = {b"S": "GNU sparse file", b"M": "multi-volume continuation",
                       b"V": "volume label", b"D": "GNU dump directory", b"N": "GNU long-name (old)"}
 _POSIX_MAGIC = b"ustar\x0000"
+# Bounds the kernel can represent (base-256 and PAX numbers are unbounded): ids are 32-bit with
+# 0xFFFFFFFF meaning "unchanged" to chown, device numbers fit 32 bits, times 64-bit nanoseconds.
+_ID_LIMIT = 2**32 - 1
+_DEV_LIMIT = 2**31
+_TIME_LIMIT = 2**63
 
 
 @dataclass(slots=True)
@@ -305,6 +310,11 @@ class TarReader:
         if kind is CHARDEV or kind is BLOCKDEV:
             devmajor = _number(block[329:337], "devmajor")
             devminor = _number(block[337:345], "devminor")
+        if not (0 <= uid < _ID_LIMIT and 0 <= gid < _ID_LIMIT and 0 <= devmajor < _DEV_LIMIT
+                and 0 <= devminor < _DEV_LIMIT and -_TIME_LIMIT < mtime_ns < _TIME_LIMIT
+                and (atime_ns is None or -_TIME_LIMIT < atime_ns < _TIME_LIMIT)):
+            raise Refused(f"tar entry {shown!r}: owner {uid}:{gid}, device {devmajor}:{devminor} "
+                          "or time out of range")
         return TarEntry(shown, kind, _number(block[100:108], "mode") & 0o7777, uid, gid,
                         size if kind is FILE else 0, mtime_ns,
                         mtime_ns if atime_ns is None else atime_ns, os.fsdecode(link), devmajor,

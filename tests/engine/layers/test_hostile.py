@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from engine.layers import LayerError
-from tests.engine.layers.builders import (Entry, directory, file, hardlink, layer, symlink, whiteout,
-                                          xattr)
+from tests.engine.layers.builders import (GZIP, Entry, compress, directory, file, hardlink, layer,
+                                          symlink, tar_bytes, whiteout, xattr)
 from tests.engine.layers.conftest import Sandbox, apply
 
 MODES = ("diff", "merge")
@@ -189,3 +189,20 @@ def test_write_never_lands_in_an_existing_hardlinked_inode(sandbox: Sandbox) -> 
 
 def test_xattr_name_with_nul(sandbox: Sandbox) -> None:
     refused(sandbox, [file("f", b"x", pax=xattr("user.a\0b", b"v"))], "f", match="invalid name")
+
+
+@pytest.mark.parametrize("pax", [{"uid": str(2**32)}, {"gid": str(2**32 - 1)},
+                                 {"mtime": str(2**64)}, {"atime": "-" + str(2**63)}])
+def test_numbers_the_kernel_cannot_hold(sandbox: Sandbox, pax: dict[str, str]) -> None:
+    with pytest.raises(LayerError, match=r"tar entry 'f': owner .* out of range"):
+        apply(layer([file("f", b"x", pax=pax)]), sandbox.dest)
+    sandbox.assert_untouched()
+
+
+def test_device_number_out_of_range(sandbox: Sandbox) -> None:
+    data = bytearray(tar_bytes([Entry("d", tarfile.CHRTYPE, devmajor=1)], tarfile.GNU_FORMAT))
+    data[329:337] = b"\x80" + (2**40).to_bytes(7, "big")  # base-256 devmajor
+    data[148:156] = b" " * 8
+    data[148:156] = b"%06o\0 " % sum(data[:512])
+    with pytest.raises(LayerError, match=r"tar entry 'd': .* out of range"):
+        apply(compress(bytes(data), GZIP), sandbox.dest)
