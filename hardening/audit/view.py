@@ -82,28 +82,29 @@ class AuditView:
         return out
 
 
-def engine_binaries() -> tuple[str, ...]:
-    """The interpreter, the ``stockade`` launcher and our package directories, as installed."""
+def engine_binaries(packages: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The interpreter, the ``stockade`` launcher, our package directories and ``packages`` (the
+    caller's own, since ``hardening`` may not import the command line)."""
     import engine
     import hardening
-    import stockade
 
     found = [os.path.realpath(sys.executable)]
     launcher = shutil.which("stockade")
     if launcher:
         found.append(os.path.realpath(launcher))
-    found += [str(Path(m.__file__).resolve().parent) for m in (engine, hardening, stockade)
-              if m.__file__]
+    found += [str(Path(m.__file__).resolve().parent) for m in (engine, hardening) if m.__file__]
+    found += list(packages)
     return tuple(dict.fromkeys(found))
 
 
 def for_machine(paths: Paths, config: Config | None, config_error: str | None = None, *,
-                host_root: str = "/", images: ImageSource | None = None) -> AuditView:
+                host_root: str = "/", images: ImageSource | None = None,
+                packages: tuple[str, ...] = ()) -> AuditView:
     """The view of this machine (or of a host filesystem mounted at ``host_root``)."""
     return AuditView(
         host=HostView(host_root), runner=SubprocessRunner(), paths=paths, config=config,
         config_error=config_error,
         images=images if images is not None else StoreImages(paths, config),
         containers=EngineContainers(paths),
-        signatures=None, binaries=engine_binaries() if host_root == "/" else (),
+        signatures=None, binaries=engine_binaries(packages) if host_root == "/" else (),
         owner_uid=os.geteuid() if paths.rootless else 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import ConfigError, StockadeError, UsageError
@@ -125,7 +126,11 @@ def _view(args: argparse.Namespace, paths: Paths, config: Config | None,
                 images = StoreImages(paths, config, only=args.image)
             except StockadeError as exc:
                 raise UsageError(f"--image {args.image}: {exc}") from None
-    return for_machine(paths, config, error, host_root=args.host_root, images=images)
+    import stockade
+
+    package = str(Path(stockade.__file__).resolve().parent) if stockade.__file__ else ""
+    return for_machine(paths, config, error, host_root=args.host_root, images=images,
+                       packages=(package,) if package else ())
 
 
 def _list(ctx: Context, checks: list[Check]) -> int:
