@@ -27,6 +27,7 @@ from stockade.context import Context
 # Each module registers its verbs on the root sub-parser; order is the order of ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "stockade.commands.system",
+    "stockade.commands.containers",
     "stockade.commands.images",
     "stockade.commands.login",
     "stockade.commands.inspect",

@@ -1,0 +1,176 @@
+"""Containers on disk: one directory per container, a Docker-shaped record, names, and locks.
+
+Layout (``<root>`` is the store root, ``<runroot>`` the runtime directory)::
+
+    <root>/containers/<id>/container.json   the record: Docker's inspect document plus "Stockade"
+    <root>/containers/<id>/config.json      the runtime spec (engine.spec.Spec) it was created with
+    <root>/containers/<id>/seccomp.bpf      the compiled filter, so start and exec load the same one
+    <root>/containers/<id>/hostname|hosts|resolv.conf
+    <root>/containers/<id>/upper, work      the overlay's writable layer
+    <root>/containers/<id>/<id>-json.log    logs of a detached container (rotated: .1, .2, ...)
+    <root>/containers/.names/<name>         the name reservation (contains the id)
+    <runroot>/containers/<id>/rootfs        empty mount point for the root (mounted only inside the
+                                            container's own mount namespace)
+
+Every record change is a read-modify-write under the container's lock and an atomic replace, so the
+record on disk is always whole, whoever crashes. A record is the truth about what was asked; whether
+a container still runs is checked against the kernel (process start times), see ``state.py``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from engine.atomicfile import write_atomic
+from engine.config import Paths
+from engine.errors import NotFoundError, StockadeError
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+ID_RE = re.compile(r"^[0-9a-f]{64}$")
+_ADJECTIVES = ("amber", "brave", "calm", "deft", "eager", "fair", "glad", "hardy", "keen", "lucid",
+               "merry", "noble", "quiet", "rapid", "sharp", "stout", "tidy", "vivid", "wise", "zesty")
+_NOUNS = ("anchor", "bastion", "citadel", "donjon", "embrasure", "fort", "gate", "keep", "lookout",
+          "moat", "outpost", "palisade", "rampart", "redoubt", "sentry", "tower", "turret", "ward")
+
+
+class ContainerError(StockadeError):
+    """A container operation cannot be done in the container's current state."""
+
+
+class NameInUseError(ContainerError):
+    exit_code = 125
+
+
+def generate_name() -> str:
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
+
+
+class ContainerStore:
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        # 0700 throughout: overlayfs reaches upper and work directories with the mounter's
+        # credentials, so no container user ever needs to traverse these directories itself.
+        self.base = paths.root / "containers"
+        self.runbase = paths.runroot / "containers"
+        self.names = self.base / ".names"
+
+    # --- paths ------------------------------------------------------------------------------------
+    def dir(self, cid: str) -> Path:
+        return self.base / cid
+
+    def rundir(self, cid: str) -> Path:
+        return self.runbase / cid
+
+    def record_path(self, cid: str) -> Path:
+        return self.dir(cid) / "container.json"
+
+    def spec_path(self, cid: str) -> Path:
+        return self.dir(cid) / "config.json"
+
+    def log_path(self, cid: str) -> Path:
+        return self.dir(cid) / f"{cid}-json.log"
+
+    # --- creation ---------------------------------------------------------------------------------
+    def reserve(self, name: str | None) -> tuple[str, str]:
+        """A new container id and its name (given or generated), reserved atomically."""
+        self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.names.mkdir(exist_ok=True, mode=0o700)
+        cid = secrets.token_hex(32)
+        if name is not None:
+            name = name.lstrip("/")
+            if not NAME_RE.match(name):
+                raise ContainerError(f"invalid container name {name!r}: use letters, digits, '_', '.' "
+                                     f"and '-', starting with a letter or digit")
+        for _ in range(20):
+            candidate = name or generate_name()
+            try:
+                fd = os.open(self.names / candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                if name is not None:
+                    other = self._name_owner(candidate)
+                    raise NameInUseError(f'the container name "/{candidate}" is already in use by '
+                                         f'container {other[:12]}',
+                                         hint="remove that container or choose another name") from None
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(cid)
+            self.dir(cid).mkdir(mode=0o700, parents=True)
+            return cid, candidate
+        raise ContainerError("could not generate a free container name")
+
+    def _name_owner(self, name: str) -> str:
+        try:
+            return (self.names / name).read_text().strip()
+        except OSError:
+            return "?"
+
+    def release_name(self, name: str, cid: str) -> None:
+        if self._name_owner(name) == cid:
+            (self.names / name).unlink(missing_ok=True)
+
+    # --- records ----------------------------------------------------------------------------------
+    def ids(self) -> list[str]:
+        try:
+            entries = os.listdir(self.base)
+        except FileNotFoundError:
+            return []
+        return [e for e in entries if ID_RE.match(e) and (self.base / e / "container.json").is_file()]
+
+    def load(self, cid: str) -> dict[str, Any]:
+        try:
+            with open(self.record_path(cid)) as f:
+                doc: dict[str, Any] = json.load(f)
+        except FileNotFoundError:
+            raise NotFoundError(f"no such container: {cid}") from None
+        except ValueError as exc:
+            raise ContainerError(f"container {cid[:12]}: its record is unreadable ({exc})") from None
+        return doc
+
+    def save(self, doc: dict[str, Any]) -> None:
+        write_atomic(self.record_path(doc["Id"]), json.dumps(doc, indent=1).encode(), mode=0o600)
+
+    @contextmanager
+    def locked(self, cid: str) -> Iterator[None]:
+        path = self.dir(cid) / ".lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise NotFoundError(f"no such container: {cid}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def update(self, cid: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        """Apply ``change`` to the record under the container's lock and save it."""
+        with self.locked(cid):
+            doc = self.load(cid)
+            change(doc)
+            self.save(doc)
+            return doc
+
+    def find(self, ref: str) -> str:
+        """A container id from a full id, a name (with or without '/') or an unambiguous id prefix."""
+        ref = ref.strip()
+        if ID_RE.match(ref) and self.record_path(ref).is_file():
+            return ref
+        name = ref.lstrip("/")
+        if NAME_RE.match(name):
+            owner = self._name_owner(name)
+            if owner != "?" and self.record_path(owner).is_file():
+                return owner
+        if re.fullmatch(r"[0-9a-f]{1,64}", ref):
+            hits = [c for c in self.ids() if c.startswith(ref)]
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise ContainerError(f"{ref!r} matches {len(hits)} containers; give more of the id")
+        raise NotFoundError(f"no such container: {ref}")

@@ -1,0 +1,398 @@
+"""The container's filesystem: which mounts, in which order, and the small executor that makes them.
+
+``plan()`` turns a spec into a list of operations (pure data, tested without root); ``Executor.run()``
+performs them with raw syscalls inside the container's new mount namespace. The order matters:
+
+*host side* (before pivot_root): make every mount a slave so nothing propagates back to the host,
+mount the root (overlay over the image layers with the container's upper directory, or a bind of a
+plain directory), and open an ``O_PATH`` descriptor on every host file or directory that will be
+bind-mounted (volumes, ``/etc/hosts``, device nodes). Then ``pivot_root`` and detach the old root.
+
+*container side* (after pivot_root): every target path is now resolved inside the container's root,
+so a symlink planted in an image (``/etc/hosts -> /../../host/file``) can only point back into the
+container. /proc, a private /dev, devpts, shm, mqueue, a read-only /sys, the user's mounts (bound from
+the descriptors opened earlier, via ``/proc/self/fd/N``), then runc's masked and read-only paths, and
+last the root itself made read-only when asked.
+
+Device nodes: /dev is a ``nodev`` tmpfs and each standard device is a read-only bind of the host's
+node. Every other mount is ``nodev`` too, so a device node the container makes with CAP_MKNOD (or one
+shipped in an image or a volume) cannot be opened: this holds on cgroup v1 and v2 alike, without a
+device cgroup. The read-only bind keeps the container from chmod-ing the host's /dev/null.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from dataclasses import dataclass, field
+
+from engine.errors import StockadeError
+from engine.runtime import syscalls as sc
+from engine.spec import Mount, Spec
+
+# The devices every container gets (runc's default set, plus /dev/tty).
+DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
+                ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
+                ("pts/ptmx", "/dev/ptmx"))
+_PAGE_LIMIT = 4000  # mount(2) copies at most one page of options
+
+_FLAG_OPTIONS = {
+    "ro": (sc.MS_RDONLY, False), "rw": (sc.MS_RDONLY, True),
+    "nosuid": (sc.MS_NOSUID, False), "suid": (sc.MS_NOSUID, True),
+    "nodev": (sc.MS_NODEV, False), "dev": (sc.MS_NODEV, True),
+    "noexec": (sc.MS_NOEXEC, False), "exec": (sc.MS_NOEXEC, True),
+    "noatime": (sc.MS_NOATIME, False), "relatime": (sc.MS_RELATIME, False),
+    "strictatime": (sc.MS_STRICTATIME, False), "nodiratime": (sc.MS_NODIRATIME, False),
+    "bind": (sc.MS_BIND, False), "rbind": (sc.MS_BIND | sc.MS_REC, False),
+}
+# statvfs f_flag bits a bind remount must keep (in a user namespace they are locked).
+_LOCKED = ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NODEV, sc.MS_NODEV),
+           (os.ST_NOEXEC, sc.MS_NOEXEC), (os.ST_NOATIME, sc.MS_NOATIME),
+           (os.ST_NODIRATIME, sc.MS_NODIRATIME), (os.ST_RELATIME, sc.MS_RELATIME))
+
+
+class RootfsError(StockadeError):
+    """The container's filesystem cannot be set up as asked."""
+
+    exit_code = 125
+
+
+def parse_options(options: list[str]) -> tuple[int, str]:
+    """Mount options -> (MS_* flags, comma-joined filesystem data such as ``size=64m,mode=1777``)."""
+    flags = 0
+    data = []
+    for opt in options:
+        if opt in _FLAG_OPTIONS:
+            bit, clear = _FLAG_OPTIONS[opt]
+            flags = (flags & ~bit) if clear else (flags | bit)
+        elif opt in ("private", "rprivate", "slave", "rslave", "shared", "rshared", "z", "Z"):
+            continue  # propagation is always private to the container; SELinux labels do not apply
+        else:
+            data.append(opt)
+    return flags, ",".join(data)
+
+
+# --- operations -----------------------------------------------------------------------------------
+@dataclass
+class MakeSlave:
+    """Stop mounts propagating from the container's namespace back to the host."""
+
+
+@dataclass
+class Overlay:
+    target: str
+    lower: list[str]  # top first, as overlayfs wants them
+    upper: str
+    work: str
+    userxattr: bool = False
+    flags: int = sc.MS_NODEV
+
+
+@dataclass
+class BindRoot:
+    source: str
+    target: str
+
+
+@dataclass
+class OpenSource:
+    """Clone the mount at a host path now, to attach it after pivot_root."""
+
+    key: str
+    path: str
+    recursive: bool = True
+
+
+@dataclass
+class Pivot:
+    root: str
+
+
+@dataclass
+class MountFs:
+    fstype: str
+    target: str
+    flags: int
+    data: str = ""
+    fallback_key: str = ""  # if the mount is refused (rootless), bind this pre-opened source instead
+    fallback_data: str | None = None  # or retry with these options (devpts without gid=)
+    mode: int = 0o755
+
+
+@dataclass
+class BindFd:
+    """Attach a tree cloned by OpenSource at ``target``, then apply ``flags`` (ro, nosuid, ...)."""
+
+    key: str
+    target: str
+    flags: int = 0
+
+
+@dataclass
+class Symlink:
+    target: str
+    link: str
+
+
+@dataclass
+class Mask:
+    path: str
+
+
+@dataclass
+class ReadOnly:
+    path: str
+
+
+@dataclass
+class RemountRoot:
+    flags: int
+
+
+Op = (MakeSlave | Overlay | BindRoot | OpenSource | Pivot | MountFs | BindFd | Symlink | Mask | ReadOnly
+      | RemountRoot)
+
+
+@dataclass
+class Plan:
+    ops: list[Op] = field(default_factory=list)
+
+    def add(self, op: Op) -> None:
+        self.ops.append(op)
+
+
+def _depth(path: str) -> int:
+    return len([p for p in os.path.normpath(path).split("/") if p])
+
+
+def plan(spec: Spec, mountpoint: str, *, host_network: bool) -> Plan:
+    """The mounts for ``spec`` with the root mounted at ``mountpoint`` (an empty host directory)."""
+    p = Plan()
+    p.add(MakeSlave())
+    root = spec.root
+    if root.layers:
+        p.add(Overlay(mountpoint, list(reversed(root.layers)), root.upper, root.work, root.userxattr))
+    elif root.path:
+        p.add(BindRoot(root.path, mountpoint))
+    else:
+        raise RootfsError("the container has no root filesystem (no image layers and no --rootfs)")
+
+    privileged = spec.privileged
+    if privileged:
+        p.add(OpenSource("dev", "/dev"))
+    else:
+        for dev in DEVICES:
+            p.add(OpenSource(f"dev:{dev}", f"/dev/{dev}", recursive=False))
+    if spec.user_namespace:
+        p.add(OpenSource("sys", "/sys"))
+    user_mounts = sorted(spec.mounts, key=lambda m: _depth(m.destination))
+    for i, m in enumerate(user_mounts):
+        if m.type == "bind":
+            flags, _ = parse_options(m.options)
+            p.add(OpenSource(f"mount:{i}", m.source,
+                             recursive=bool(flags & sc.MS_REC) or "bind" not in m.options))
+    for dest, src in sorted(spec.etc_files.items()):
+        p.add(OpenSource(f"etc:{dest}", src, recursive=False))
+    p.add(Pivot(mountpoint))
+
+    nosuid_noexec_nodev = sc.MS_NOSUID | sc.MS_NOEXEC | sc.MS_NODEV
+    p.add(MountFs("proc", "/proc", nosuid_noexec_nodev))
+    if privileged:
+        p.add(BindFd("dev", "/dev", 0))
+    else:
+        p.add(MountFs("tmpfs", "/dev", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_STRICTATIME,
+                      "mode=755,size=65536k"))
+        for dev in DEVICES:
+            p.add(BindFd(f"dev:{dev}", f"/dev/{dev}", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NOEXEC))
+        for target, link in DEV_SYMLINKS:
+            p.add(Symlink(target, link))
+        p.add(MountFs("devpts", "/dev/pts", sc.MS_NOSUID | sc.MS_NOEXEC,
+                      "newinstance,ptmxmode=0666,mode=0620,gid=5",
+                      fallback_data="newinstance,ptmxmode=0666,mode=0620"))
+    p.add(MountFs("tmpfs", "/dev/shm",  # nosec B108 - the container's own /dev/shm, a fresh tmpfs
+                  nosuid_noexec_nodev, "mode=1777,size=65536k"))
+    p.add(MountFs("mqueue", "/dev/mqueue", nosuid_noexec_nodev))
+    sys_flags = nosuid_noexec_nodev | (0 if privileged else sc.MS_RDONLY)
+    # A fresh sysfs needs a network namespace the container owns; with the host's network (or in
+    # a user namespace that does not own it) bind the host's /sys read-only instead, as runc does.
+    p.add(MountFs("sysfs", "/sys", sys_flags, fallback_key="sys" if spec.user_namespace else ""))
+
+    for i, m in enumerate(user_mounts):
+        flags, data = parse_options(m.options)
+        if m.type == "bind":
+            p.add(BindFd(f"mount:{i}", m.destination,
+                         (flags & ~(sc.MS_BIND | sc.MS_REC)) | sc.MS_NODEV | sc.MS_NOSUID))
+        elif m.type == "tmpfs":
+            p.add(MountFs("tmpfs", m.destination, flags | sc.MS_NODEV, data, mode=0o1777))
+        else:
+            raise RootfsError(f"mount type {m.type!r} at {m.destination} is not supported "
+                              f"(use bind, volume or tmpfs)")
+    for dest in sorted(spec.etc_files):
+        p.add(BindFd(f"etc:{dest}", dest, sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC))
+    if not privileged:
+        for path in spec.masked_paths:
+            p.add(Mask(path))
+        for path in spec.readonly_paths:
+            p.add(ReadOnly(path))
+    if root.readonly:
+        p.add(RemountRoot(sc.MS_RDONLY | sc.MS_NODEV))
+    return p
+
+
+# --- the executor (the privileged core) -------------------------------------------------------------
+def _locked_flags(path: str) -> int:
+    try:
+        f_flag = os.statvfs(path).f_flag
+    except OSError:
+        return 0
+    return sum(ms for st, ms in _LOCKED if f_flag & st)
+
+
+def _make_target(path: str, *, file: bool, mode: int = 0o755) -> None:
+    """Create a mount target inside the (already pivoted) root: a directory, or an empty file."""
+    if file:
+        # A symlink (the image's /etc/resolv.conf -> ../run/...) is followed, as Docker does: after
+        # pivot_root it can only lead somewhere inside the container.
+        real = os.path.realpath(path)
+        if os.path.lexists(real):
+            return
+        os.makedirs(os.path.dirname(real) or "/", exist_ok=True)
+        fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        os.close(fd)
+    else:
+        os.makedirs(path, mode=mode, exist_ok=True)
+
+
+def _real_dir(path: str) -> None:
+    """/proc, /sys and /dev must be real directories of the image, never symlinks."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        return
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise RootfsError(f"{path} in the image is not a directory; refusing to mount over it")
+
+
+class Executor:
+    """Performs a plan with real syscalls, in the container's init before exec.
+
+    After the pivot every path is the container's; ``root`` is "/" then. Tests give another root
+    (and a recording ``Syscalls``) to run a plan against a scratch directory without privileges.
+    """
+
+    def __init__(self, syscalls: sc.Syscalls, root: str = "/") -> None:
+        self.sc = syscalls
+        self.root = root
+        self.fds: dict[str, int] = {}
+
+    def _p(self, path: str) -> str:
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def run(self, plan_: Plan) -> None:
+        try:
+            for op in plan_.ops:
+                getattr(self, f"_do_{type(op).__name__}")(op)
+        finally:
+            for fd in self.fds.values():
+                os.close(fd)
+            self.fds.clear()
+
+    def _do_MakeSlave(self, op: MakeSlave) -> None:
+        self.sc.mount(None, "/", None, sc.MS_REC | sc.MS_SLAVE)
+
+    def _do_Overlay(self, op: Overlay) -> None:
+        options = f"upperdir={op.upper},workdir={op.work}" + (",userxattr" if op.userxattr else "")
+        lower = ":".join(op.lower)
+        cwd = None
+        if len(lower) + len(options) > _PAGE_LIMIT:
+            # Long layer lists overflow mount(2)'s one page: name them relative to their common parent.
+            base = os.path.commonpath(op.lower)
+            lower = ":".join(os.path.relpath(x, base) for x in op.lower)
+            if len(lower) + len(options) > _PAGE_LIMIT:
+                raise RootfsError(f"the image has too many layers ({len(op.lower)}) to mount")
+            cwd = os.getcwd()
+            os.chdir(base)
+        try:
+            self.sc.mount("overlay", op.target, "overlay", op.flags, f"lowerdir={lower},{options}")
+        finally:
+            if cwd is not None:
+                os.chdir(cwd)
+
+    def _do_BindRoot(self, op: BindRoot) -> None:
+        self.sc.mount(op.source, op.target, None, sc.MS_BIND | sc.MS_REC)
+        self.sc.mount(None, op.target, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_NODEV
+                      | _locked_flags(op.target))
+
+    def _do_OpenSource(self, op: OpenSource) -> None:
+        try:
+            self.fds[op.key] = self.sc.open_tree(op.path, recursive=op.recursive)
+        except OSError as exc:
+            raise RootfsError(f"cannot open mount source {op.path}: {exc.strerror}") from None
+
+    def _do_Pivot(self, op: Pivot) -> None:
+        os.chdir(op.root)
+        self.sc.pivot_root(".", ".")
+        # The old root is now stacked on "/": detach it so nothing of the host stays reachable.
+        self.sc.umount2(".", sc.MNT_DETACH)
+        os.chdir(self.root)
+
+    def _do_MountFs(self, op: MountFs) -> None:
+        target = self._p(op.target)
+        if op.target in ("/proc", "/sys", "/dev"):
+            _real_dir(target)
+        else:
+            _make_target(target, file=False, mode=op.mode)
+        try:
+            self.sc.mount(op.fstype, target, op.fstype, op.flags, op.data or None)
+        except OSError as exc:
+            if op.fallback_data is not None and exc.errno == errno.EINVAL:
+                self.sc.mount(op.fstype, target, op.fstype, op.flags, op.fallback_data)
+            elif op.fallback_key and exc.errno in (errno.EPERM, errno.EACCES, errno.EINVAL):
+                self._attach(self.fds[op.fallback_key], target, op.flags)
+            else:
+                raise
+
+    def _do_BindFd(self, op: BindFd) -> None:
+        fd = self.fds[op.key]
+        target = self._p(op.target)
+        _make_target(target, file=not stat.S_ISDIR(os.fstat(fd).st_mode))
+        self._attach(fd, target, op.flags)
+
+    def _attach(self, fd: int, target: str, flags: int) -> None:
+        self.sc.move_mount(fd, target)
+        if flags:
+            self.sc.mount(None, target, None,
+                          sc.MS_REMOUNT | sc.MS_BIND | flags | _locked_flags(target))
+
+    def _do_Symlink(self, op: Symlink) -> None:
+        try:
+            os.symlink(op.target, self._p(op.link))
+        except FileExistsError:
+            pass
+
+    def _do_Mask(self, op: Mask) -> None:
+        path = self._p(op.path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return  # nothing to mask
+        if stat.S_ISDIR(st.st_mode):
+            self.sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV
+                          | sc.MS_NOEXEC, "size=0")
+        else:
+            self.sc.mount(self._p("/dev/null"), path, None, sc.MS_BIND)
+
+    def _do_ReadOnly(self, op: ReadOnly) -> None:
+        path = self._p(op.path)
+        if not os.path.exists(path):
+            return
+        self.sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
+        self.sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC
+                      | _locked_flags(path))
+
+    def _do_RemountRoot(self, op: RemountRoot) -> None:
+        self.sc.mount(None, self.root, None, sc.MS_REMOUNT | sc.MS_BIND | op.flags
+                      | _locked_flags(self.root))

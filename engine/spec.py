@@ -1,0 +1,144 @@
+"""The runtime specification of one container: everything the runtime needs, as plain data.
+
+Modelled on the OCI runtime spec (``config.json``): the same parts (process, root, hostname, mounts,
+namespaces, id mappings, resources, masked and read-only paths) under the same names where the OCI
+spec has one. Stockade differs where its engine does more than a bundle runtime:
+
+* ``root`` names the image's unpacked layers and a per-container upper directory, not a prepared
+  directory: the runtime mounts the overlay itself, inside the container's mount namespace, so a
+  crashed container never leaves a mount behind on the host;
+* ``process.user`` is the user *as the image or ``-u`` names it* (``app``, ``1000:1000``): it is
+  resolved inside the container against the image's own ``/etc/passwd`` and ``/etc/group``, after
+  pivot_root, where a hostile symlink can only point back into the container;
+* ``seccomp_bpf`` is the path of an already compiled filter: compiling and caching belong to
+  ``hardening``, the runtime only loads the program.
+
+A spec is saved with the container (``config.json`` in its state directory) and read back by
+``start`` and ``exec``, so a restarted container gets exactly the hardening it was created with.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, get_args, get_type_hints
+
+# Namespace names as in the OCI spec (linux.namespaces[].type).
+NAMESPACES = ("user", "pid", "network", "ipc", "uts", "mount", "cgroup")
+
+
+@dataclass
+class CapabilitySets:
+    """The five capability sets of the container process, as ``CAP_*`` names."""
+
+    bounding: list[str] = field(default_factory=list)
+    effective: list[str] = field(default_factory=list)
+    permitted: list[str] = field(default_factory=list)
+    inheritable: list[str] = field(default_factory=list)
+    ambient: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rlimit:
+    type: str  # RLIMIT_NOFILE, ...
+    soft: int
+    hard: int
+
+
+@dataclass
+class Process:
+    args: list[str]
+    env: list[str] = field(default_factory=list)
+    cwd: str = "/"
+    user: str = "0"  # name|uid[:group|gid], resolved inside the container
+    group_add: list[str] = field(default_factory=list)  # extra groups, names or gids
+    terminal: bool = False
+    capabilities: CapabilitySets = field(default_factory=CapabilitySets)
+    no_new_privileges: bool = True
+    rlimits: list[Rlimit] = field(default_factory=list)
+    init: bool = False  # a minimal init is PID 1 and the command its child
+    stop_signal: str = "SIGTERM"
+
+
+@dataclass
+class Mount:
+    destination: str
+    type: str  # bind | tmpfs
+    source: str = ""
+    options: list[str] = field(default_factory=list)  # ro, rw, nosuid, noexec, size=…, mode=…
+
+
+@dataclass
+class Root:
+    """The root filesystem: overlay over ``layers`` (bottom to top) or the directory ``path``."""
+
+    layers: list[str] = field(default_factory=list)
+    upper: str = ""
+    work: str = ""
+    path: str = ""  # a directory used as the root as is (--rootfs, or the copy driver's result)
+    readonly: bool = False
+    userxattr: bool = False  # overlay in a user namespace stores whiteouts in user.* xattrs
+
+
+@dataclass
+class IDMapping:
+    container_id: int
+    host_id: int
+    size: int
+
+
+@dataclass
+class Resources:
+    memory: int | None = None  # bytes
+    pids: int | None = None
+    cpu_quota: int | None = None  # microseconds per period
+    cpu_period: int | None = None
+
+
+@dataclass
+class Spec:
+    process: Process
+    root: Root
+    hostname: str = ""
+    mounts: list[Mount] = field(default_factory=list)
+    namespaces: list[str] = field(default_factory=lambda: list(NAMESPACES))
+    uid_mappings: list[IDMapping] = field(default_factory=list)
+    gid_mappings: list[IDMapping] = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+    cgroup_parent: str = "stockade"
+    masked_paths: list[str] = field(default_factory=list)
+    readonly_paths: list[str] = field(default_factory=list)
+    seccomp_bpf: str = ""  # compiled filter to load last before exec; "" = unconfined
+    privileged: bool = False
+    etc_files: dict[str, str] = field(default_factory=dict)  # /etc/hosts etc. -> host file to bind
+
+    @property
+    def user_namespace(self) -> bool:
+        return "user" in self.namespaces
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Spec":
+        return _build(cls, json.loads(text))
+
+
+def _build(cls: Any, data: Any) -> Any:
+    """Rebuild a dataclass tree from its ``asdict`` form (unknown keys are ignored)."""
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue
+        kwargs[f.name] = _value(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _value(hint: Any, value: Any) -> Any:
+    if is_dataclass(hint):
+        return _build(hint, value)
+    args = get_args(hint)
+    if getattr(hint, "__origin__", None) is list and args and is_dataclass(args[0]):
+        return [_build(args[0], v) for v in value]
+    return value

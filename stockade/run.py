@@ -1,0 +1,163 @@
+"""The ``run`` pipeline: reference -> digest -> admission -> layers -> spec -> launch.
+
+Each step is one function, so the order the design promises is visible here and nowhere else:
+
+1. ``resolve``: the reference becomes a manifest digest, from the store or by asking the registry
+   (nothing is written yet);
+2. ``admit``: **the seam for signature verification and the policy gate**. It receives the resolved
+   digest and the request, and returns the hardening the container gets; a denial raises, and since
+   nothing has been pulled, unpacked or created yet, a denied request writes nothing. Today it applies
+   the hardened defaults (``hardening.defaults``) to the request's flags;
+3. ``materialize``: pull what is missing and unpack the layers (skipped for a cached image);
+4. ``compile``: the seccomp program for the admitted profile and capability set (cached by content);
+5. ``create`` and launch: the engine gets plain values only (capability names, a BPF file's path,
+   masked paths) and never imports ``hardening``.
+
+The warm path (image in the store, filter in the cache) imports no registry client, no libseccomp
+binding and nothing of trust or policy: those load only on the steps that need them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.containers.create import CreateOptions
+from engine.errors import StockadeError
+from hardening.defaults import Hardening, decide
+from stockade.context import Context
+
+
+@dataclass
+class RunRequest:
+    """Everything ``run``/``create`` was asked, as parsed from the command line."""
+
+    image: str
+    options: CreateOptions
+    rootfs: bool = False  # IMAGE is a directory used as the root (podman's --rootfs)
+    pull: str = "missing"  # missing | always | never
+    detach: bool = False
+    seccomp: str | None = None  # from --security-opt seccomp=…
+    no_new_privileges: bool | None = None  # from --security-opt no-new-privileges[=…]
+    log: tuple[int | None, int | None] = (None, None)  # --log-opt max-size, max-file
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Resolved:
+    """Where ``resolve`` found the image: a digest and, when it is in the store, the stored image."""
+
+    reference: str
+    digest: str = ""  # manifest digest ("" for --rootfs)
+    image: Any = None  # engine.store.Image when present locally
+
+
+def resolve(ctx: Context, req: RunRequest) -> Resolved:
+    if req.rootfs:
+        path = Path(req.image)
+        if not path.is_dir():
+            raise StockadeError(f"--rootfs {req.image}: not a directory")
+        return Resolved(reference=str(path.absolute()))
+    from engine.errors import NotFoundError
+    from engine.store import Store
+
+    store = Store(ctx.paths, ctx.config)
+    if req.pull != "always":
+        try:
+            image = store.resolve(req.image)
+            return Resolved(reference=req.image, digest=image.digest, image=image)
+        except NotFoundError:
+            if req.pull == "never":
+                raise
+    from engine.reference import Reference
+    from engine.registry.client import RegistryClient
+
+    ref = Reference.parse(req.image)
+    client = RegistryClient(ctx.config, ctx.paths)
+    try:
+        found = client.head_manifest(ref)
+        if found is None:
+            raise NotFoundError(f"image {ref} was not found in its registry")
+        return Resolved(reference=str(ref), digest=found.digest)
+    finally:
+        client.close()
+
+
+def admit(ctx: Context, req: RunRequest, resolved: Resolved) -> Hardening:
+    """The admission seam (see the module docstring): decide the hardening, or refuse."""
+    opts = req.options
+    return decide(ctx.config.containers, cap_add=opts.cap_add, cap_drop=opts.cap_drop,
+                  privileged=opts.privileged, seccomp=req.seccomp,
+                  no_new_privileges=req.no_new_privileges)
+
+
+def materialize(ctx: Context, req: RunRequest, resolved: Resolved) -> tuple[str, dict[str, Any], list[str]]:
+    """(image id, image config's ``config``, layer directories bottom to top), pulling if needed."""
+    if req.rootfs:
+        return "", {}, []
+    from engine.store import Store
+
+    store = Store(ctx.paths, ctx.config)
+    image = resolved.image
+    if image is None:
+        from engine.reference import Reference
+        from engine.registry.client import RegistryClient
+
+        ref = Reference.parse(req.image)
+        client = RegistryClient(ctx.config, ctx.paths)
+        try:
+            image = store.pull(ref.with_digest(resolved.digest) if not ref.digest else ref, client).image
+        finally:
+            client.close()
+        if not ref.digest:
+            store.tag(f"{ref.name}@{resolved.digest}", str(ref))
+    config = store.image_config(image).get("config") or {}
+    return image.id, config, [str(p) for p in store.layer_dirs(image)]
+
+
+def seccomp_program(ctx: Context, hardening: Hardening) -> str:
+    if hardening.seccomp_profile is None:
+        return ""
+    from hardening.seccomp import compiled_filter
+
+    path = compiled_filter(hardening.seccomp_profile, hardening.capabilities, ctx.paths.cache / "seccomp")
+    return str(path) if path else ""
+
+
+def prepare(ctx: Context, req: RunRequest) -> CreateOptions:
+    """Steps 1-4: the plain options the engine creates the container from."""
+    resolved = resolve(ctx, req)
+    hardening = admit(ctx, req, resolved)
+    image_id, config, layers = materialize(ctx, req, resolved)
+    return dataclasses.replace(
+        req.options, image_id=image_id, image_config=config, layers=layers,
+        rootfs=resolved.reference if req.rootfs else "",
+        capabilities=hardening.capabilities, no_new_privileges=hardening.no_new_privileges,
+        seccomp_program=seccomp_program(ctx, hardening), masked_paths=hardening.masked_paths,
+        readonly_paths=hardening.readonly_paths, storage_driver=ctx.config.storage.driver)
+
+
+def create(ctx: Context, req: RunRequest) -> dict[str, Any]:
+    from engine.containers.create import create as create_container
+
+    for warning in req.warnings:
+        sys.stderr.write(f"stockade: warning: {warning}\n")
+    return create_container(ctx.paths, prepare(ctx, req))
+
+
+def run(ctx: Context, req: RunRequest) -> int:
+    """``stockade run``: create, then start attached (the exit code is the container's) or detached."""
+    doc = create(ctx, req)
+    if req.detach:
+        from engine.containers.monitor import start_detached
+
+        start_detached(ctx.paths, doc["Id"])
+        sys.stdout.write(doc["Id"] + "\n")
+        return 0
+    from engine.containers.monitor import run_attached
+
+    sys.stdout.flush()
+    return run_attached(ctx.paths, doc["Id"], interactive=req.options.interactive)
