@@ -73,7 +73,7 @@ class Authenticator:
     def __init__(self, registry: str, credentials: Callable[[], Credentials | None], fetch: Fetch,
                  *, realm_allowed: Callable[[str], bool]) -> None:
         self.registry = registry
-        self._credentials = credentials
+        self.credentials = credentials
         self._fetch = fetch
         self._realm_allowed = realm_allowed  # may credentials go to this realm URL?
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
@@ -102,7 +102,7 @@ class Authenticator:
                     self._bearer = challenge
                 return
             if challenge.scheme == "basic":
-                creds = self._credentials()
+                creds = self.credentials()
                 if creds is not None and creds.username and creds.password:
                     with self._lock:
                         self._basic = basic_header(creds)
@@ -118,7 +118,7 @@ class Authenticator:
                 self._bearer = challenge
             return self._token(challenge, scope)
         if "basic" in by_scheme:
-            creds = self._credentials()
+            creds = self.credentials()
             if creds is None or not creds.username or creds.identity_token and not creds.password:
                 raise AuthError(f"{self.registry} requires authentication "
                                 f"(run: stockade login {self.registry})")
@@ -142,7 +142,7 @@ class Authenticator:
         query: list[tuple[str, str]] = []
         if challenge.params.get("service"):
             query.append(("service", challenge.params["service"]))
-        creds = self._credentials()
+        creds = self.credentials()
         headers: dict[str, str] = {"Accept": "application/json"}
         if creds and creds.identity_token:
             form = urlencode([("grant_type", "refresh_token"), ("refresh_token", creds.identity_token),

@@ -98,7 +98,9 @@ def _decode_entry(entry: Any, path: Path, key: str) -> Credentials | None:
 
 
 def _from_auths(doc: dict[str, Any], registry: str, path: Path) -> Credentials | None:
-    auths = doc.get("auths") or {}
+    auths = doc.get("auths", {})
+    if auths is None:
+        return None
     if not isinstance(auths, dict):
         raise AuthError(f"credentials file {path}: 'auths' must be an object")
     for key, entry in auths.items():

@@ -244,6 +244,9 @@ class Session:
             auth = self.auth.answer(challenge, scope)
         if resp.status == 401:
             resp.close()
+            if self.auth.credentials() is None:
+                raise AuthError(f"{self.registry} requires authentication for {what} "
+                                f"(run: stockade login {self.registry})")
             raise AuthError(f"{self.registry}: authentication failed for {what} (check the "
                             f"credentials: stockade login {self.registry})")
         return resp

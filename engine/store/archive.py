@@ -200,6 +200,8 @@ def _load_oci(store: "Store", loader: _Loader) -> list[Image]:
     images = []
     for i, entry in enumerate(index.manifests):
         where = f"{loader.what}: index.json manifests[{i}]"
+        if not store.blobs.has(entry.digest):
+            raise StoreError(f"{where}: manifest {entry.digest} is missing from the archive")
         raw = store.blobs.read(entry.digest, store.max_document)
         if entry.media_type in mt.INDEXES:  # a multi-platform image: take the host's
             nested = parse_manifest(raw, entry.media_type, where=where)
@@ -257,7 +259,7 @@ def _load_docker(store: "Store", loader: _Loader) -> list[Image]:
 
 def load(store: "Store", source: BinaryIO, *, what: str = "archive") -> list[Image]:
     """Load every image in the archive ``source``; return them as recorded."""
-    with store.writing():
+    with store.writing(collect_on_failure=True):
         loader = _Loader(store, what)
         loader.read(source)
         if "index.json" in loader.documents:

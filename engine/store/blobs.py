@@ -14,7 +14,7 @@ import hashlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, ContextManager, Iterator
 
 from engine.atomicfile import fsync_dir, temp_name
 from engine.registry.digest import CHUNK, DigestVerifier, check_bytes, compute
@@ -106,27 +106,39 @@ class BlobStore:
         :class:`~engine.registry.client.BlobReader` read to its end); the writer then skips a second
         sha256 pass over the data.
         """
-        final = self.path(digest)
         with locked(self.layout.blob_lock(digest)):
-            if final.is_file():
-                yield None
-                return
-            self._remove_stale(final)
-            writer = BlobWriter(final, digest, size, verify=verify)
-            try:
+            with self._writer(digest, size, verify=verify) as writer:
                 yield writer
-            finally:
-                if not writer.committed:
-                    writer.discard()
 
-    def write_bytes(self, data: bytes, digest: str | None = None) -> str:
-        """Store ``data`` (checked against ``digest`` when given); return its digest."""
+    @contextmanager
+    def _writer(self, digest: str, size: int | None, *, verify: bool) -> Iterator[BlobWriter | None]:
+        """The part of :meth:`ingest` after the lock is held."""
+        final = self.path(digest)
+        if final.is_file():
+            yield None
+            return
+        self._remove_stale(final)
+        writer = BlobWriter(final, digest, size, verify=verify)
+        try:
+            yield writer
+        finally:
+            if not writer.committed:
+                writer.discard()
+
+    def write_bytes(self, data: bytes, digest: str | None = None, *, lock_held: bool = False) -> str:
+        """Store ``data`` (checked against ``digest`` when given); return its digest.
+        ``lock_held``: the caller already holds this digest's lock (see :meth:`locked`)."""
         digest = digest or compute(data)
-        with self.ingest(digest, len(data)) as writer:
+        with (self._writer(digest, len(data), verify=True) if lock_held
+              else self.ingest(digest, len(data))) as writer:
             if writer is not None:
                 writer.write(data)
                 writer.commit()
         return digest
+
+    def locked(self, digest: str) -> ContextManager[None]:
+        """Hold ``digest``'s lock: no one else writes (or deletes) that blob meanwhile."""
+        return locked(self.layout.blob_lock(digest))
 
     def write_stream(self, source: BinaryIO, expected: Descriptor | None = None) -> tuple[str, int]:
         """Store a stream of unknown digest (an import, an archive member); return (digest, size).

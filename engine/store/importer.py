@@ -59,13 +59,19 @@ class _Uncompressed:
             self._head += data[:tarfile.BLOCKSIZE - len(self._head)]
         self._hash.update(data)
 
-    def finish(self) -> str:
+    def finish(self) -> None:
+        """Called at the end of the input, before the blob is committed: refuse a non-tar."""
+        if self.size == 0:
+            raise StoreError(f"{self.what} is empty (expected a tar archive)")
         if self._head.strip(b"\0"):
             try:
                 tarfile.TarInfo.frombuf(self._head.ljust(tarfile.BLOCKSIZE, b"\0"), "utf-8",
                                         "surrogateescape")
             except tarfile.HeaderError:
                 raise StoreError(f"{self.what} is not a tar archive") from None
+
+    @property
+    def diff_id(self) -> str:
         return f"sha256:{self._hash.hexdigest()}"
 
 
@@ -105,6 +111,7 @@ def _blob_chunks(source: BinaryIO, tar: _Uncompressed) -> Iterator[bytes]:
             yield chunk
         if state[0] is not None:
             raise StoreError(f"{tar.what}: the gzip stream is truncated")
+        tar.finish()
         return
     decompress = _decompressor(kind)
     compressor = _zlib.compressobj(GZIP_LEVEL, _zlib.DEFLATED, 31)
@@ -117,6 +124,7 @@ def _blob_chunks(source: BinaryIO, tar: _Uncompressed) -> Iterator[bytes]:
         out = compressor.compress(data)
         if out:
             yield out
+    tar.finish()
     yield compressor.flush()
 
 
@@ -164,10 +172,10 @@ def import_rootfs(store: "Store", source: BinaryIO, *, source_name: str = "-",
     if name is not None and name.digest:
         raise StoreError(f"cannot import as {name}: a new image's name cannot include a digest")
     plat = platform or Platform.host()
-    with store.writing():
+    with store.writing(collect_on_failure=True):
         tar = _Uncompressed(store.config.unpack.max_layer_size, f"import of {source_name}")
         digest, size = store.blobs.write_stream(_IterReader(_blob_chunks(source, tar)))
-        diff_id = tar.finish()
+        diff_id = tar.diff_id
         layer = Descriptor(media_type=mt.OCI_LAYER_GZIP, digest=digest, size=size)
         created = _now()
         config: dict[str, Any] = {

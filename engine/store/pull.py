@@ -127,9 +127,9 @@ class _Puller:
                     else:
                         stream = io.BufferedReader(_Tee(reader, writer), CHUNK)  # type: ignore[arg-type]
                         stage.apply(stream, desc.media_type)
-                        _drain(stream)
+                        _drain(stream)  # raises here if the blob's digest or size is wrong
+                        stage.commit(diff_id, parent, desc.digest)  # raises if the diff_id is
                         writer.commit()
-                        stage.commit(diff_id, parent, desc.digest)
         self._emit(desc, "done", desc.size)
 
     def layers(self, layers: tuple[Descriptor, ...], diffs: list[str]) -> None:
@@ -158,21 +158,26 @@ def pull(store: "Store", client: RegistryClient, ref: Reference, *, platform: Pl
         manifest = resolved.manifest
         where = f"image {ref}"
         check_image_manifest(manifest, where)
-        if store.blobs.has(manifest.config.digest):
-            config_raw = store.blobs.read(manifest.config.digest, client.max_document)
-        else:
-            config_raw = client.fetch_blob(ref, manifest.config)
-        config = parse_config(config_raw, where=f"{where}: config {manifest.config.digest}")
-        diffs = diff_ids(config)
-        if len(diffs) != len(manifest.layers):
-            raise VerificationError(f"{where}: the manifest lists {len(manifest.layers)} layers but the "
-                                    f"config has {len(diffs)} diff_ids")
-        if platform is not None and not platform.matches(config_platform(config)):
-            raise PlatformError(f"{where}: the image is for {platform_of(config) or 'no platform'}, "
-                                f"not {platform}")
-        puller = _Puller(store, client, ref, progress)
-        puller.layers(manifest.layers, diffs)
-        store.blobs.write_bytes(config_raw, manifest.config.digest)
+        if any(layer.digest == manifest.config.digest for layer in manifest.layers):
+            raise VerificationError(f"{where}: a layer has the config's digest {manifest.config.digest}")
+        # The config's lock is held for the whole pull: a concurrent pull of the same image waits
+        # here and then finds everything in place, so each blob is downloaded once.
+        with store.blobs.locked(manifest.config.digest):
+            if store.blobs.has(manifest.config.digest):
+                config_raw = store.blobs.read(manifest.config.digest, client.max_document)
+            else:
+                config_raw = client.fetch_blob(ref, manifest.config)
+            config = parse_config(config_raw, where=f"{where}: config {manifest.config.digest}")
+            diffs = diff_ids(config)
+            if len(diffs) != len(manifest.layers):
+                raise VerificationError(f"{where}: the manifest lists {len(manifest.layers)} layers but "
+                                        f"the config has {len(diffs)} diff_ids")
+            if platform is not None and not platform.matches(config_platform(config)):
+                raise PlatformError(f"{where}: the image is for {platform_of(config) or 'no platform'}, "
+                                    f"not {platform}")
+            puller = _Puller(store, client, ref, progress)
+            puller.layers(manifest.layers, diffs)
+            store.blobs.write_bytes(config_raw, manifest.config.digest, lock_held=True)
         if resolved.top.digest != resolved.image.digest:
             store.blobs.write_bytes(resolved.top.raw, resolved.top.digest)
         image = store.record(resolved.image.raw, resolved.image.digest, config,

@@ -74,11 +74,21 @@ class Store:
         self.max_document = config.unpack.max_manifest_size
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Hold off the garbage collector while blobs and layers are added."""
+    def writing(self, *, collect_on_failure: bool = False) -> Iterator[None]:
+        """Hold off the garbage collector while blobs and layers are added.
+
+        ``collect_on_failure``: if the block fails, collect garbage afterwards (when no other writer
+        runs), so an import or load that was refused leaves none of the blobs and layers it had
+        already verified. A pull keeps them instead: its re-run reuses them.
+        """
         self.layout.ensure()
-        with locked(self.layout.gc_lock, shared=True):
-            yield
+        try:
+            with locked(self.layout.gc_lock, shared=True):
+                yield
+        except BaseException:
+            if collect_on_failure:
+                self.gc(blocking=False)
+            raise
 
     # --- queries ----------------------------------------------------------------------------------
 

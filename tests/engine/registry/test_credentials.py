@@ -1,0 +1,98 @@
+"""Credentials: Stockade's auth file (0600, atomic), Docker's config.json and credential helpers."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from engine.registry.credentials import Credentials, CredentialStore, docker_config_path
+from engine.registry.errors import AuthError
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_save_is_private_atomic_and_docker_shaped(tmp_path: Path) -> None:
+    auth = tmp_path / "conf" / "auth.json"
+    store = CredentialStore(auth, tmp_path / "none.json")
+    store.save("127.0.0.1:5000", Credentials("alice", "s3cret:with:colons"))
+    assert stat.S_IMODE(auth.stat().st_mode) == 0o600
+    assert stat.S_IMODE(auth.parent.stat().st_mode) == 0o700
+    assert json.loads(auth.read_text()) == {"auths": {"127.0.0.1:5000": {"auth": b64("alice:s3cret:with:colons")}}}
+    assert sorted(os.listdir(auth.parent)) == ["auth.json"]  # no temporary left behind
+    assert store.get("127.0.0.1:5000") == Credentials("alice", "s3cret:with:colons")
+    store.save("https://index.docker.io/v1/", Credentials("bob", "pw"))
+    assert store.registries() == ["127.0.0.1:5000", "docker.io"]
+    assert store.remove("docker.io") and not store.remove("docker.io")
+    assert "s3cret" not in repr(store.get("127.0.0.1:5000"))
+
+
+def test_docker_config_is_read_and_stockade_file_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docker_dir = tmp_path / "docker"
+    docker_dir.mkdir()
+    monkeypatch.setenv("DOCKER_CONFIG", str(docker_dir))
+    assert docker_config_path() == docker_dir / "config.json"
+    (docker_dir / "config.json").write_text(json.dumps({"auths": {
+        "https://index.docker.io/v1/": {"auth": b64("hubuser:hubpw")},
+        "reg.example:5000": {"auth": b64("docker:pw")},
+        "token.example": {"identitytoken": "refresh-me"}}}))
+    store = CredentialStore(tmp_path / "auth.json")
+    assert store.get("docker.io") == Credentials("hubuser", "hubpw")
+    assert store.get("reg.example:5000") == Credentials("docker", "pw")
+    assert store.get("token.example") == Credentials("<token>", "", "refresh-me")
+    assert store.get("other.example") is None
+    store.save("reg.example:5000", Credentials("mine", "pw2"))
+    assert store.get("reg.example:5000") == Credentials("mine", "pw2")
+
+
+def _helper(bin_dir: Path, name: str, script: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    path = bin_dir / f"docker-credential-{name}"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+
+
+def test_credential_helpers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir = tmp_path / "bin"
+    _helper(bin_dir, "pass", 'read server\n'
+            '[ "$1" = get ] || exit 3\n'
+            'case "$server" in\n'
+            '  reg.example) echo "{\\"ServerURL\\":\\"$server\\",\\"Username\\":\\"helped\\",\\"Secret\\":\\"pw\\"}";;\n'
+            '  https://index.docker.io/v1/) echo "{\\"Username\\":\\"<token>\\",\\"Secret\\":\\"rt\\"}";;\n'
+            '  *) echo "credentials not found in native keychain"; exit 1;;\n'
+            'esac\n')
+    _helper(bin_dir, "broken", 'echo "not json"\n')
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credHelpers": {"reg.example": "pass", "bad.example": "broken"},
+                                  "credsStore": "pass"}))
+    store = CredentialStore(tmp_path / "auth.json", config)
+    assert store.get("reg.example") == Credentials("helped", "pw")
+    assert store.get("docker.io") == Credentials("<token>", "", "rt")  # via credsStore
+    assert store.get("unknown.example") is None
+    with pytest.raises(AuthError, match="docker-credential-broken printed malformed output"):
+        store.get("bad.example")
+    config.write_text(json.dumps({"credsStore": "missing"}))
+    with pytest.raises(AuthError, match="docker-credential-missing .* is not installed"):
+        store.get("reg.example")
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "is not valid JSON"),
+    ("[]", "expected a JSON object"),
+    ('{"auths": {"h": {"auth": "!!!"}}}', "entry 'h' has a malformed auth value"),
+    ('{"auths": {"h": {"auth": "' + b64("nocolon") + '"}}}', "auth is not user:password"),
+    ('{"auths": []}', "'auths' must be an object"),
+])
+def test_damaged_files_name_the_file(tmp_path: Path, content: str, message: str) -> None:
+    auth = tmp_path / "auth.json"
+    auth.write_text(content)
+    with pytest.raises(AuthError) as info:
+        CredentialStore(auth, tmp_path / "none.json").get("h")
+    assert str(auth) in str(info.value) and message in str(info.value)

@@ -1,0 +1,116 @@
+"""Blobs and locks: verified before visible, one writer per digest, stale temporaries removed."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.registry.errors import VerificationError
+from engine.registry.manifest import Descriptor
+from engine.store.blobs import BlobStore
+from engine.store.layout import StoreError, StoreLayout
+from engine.store.locks import Busy, locked, remove_lock_file
+from tests.engine.registry.hostile import digest_of
+
+
+@pytest.fixture
+def blobs(tmp_path: Path) -> BlobStore:
+    layout = StoreLayout(tmp_path / "root")
+    layout.ensure()
+    return BlobStore(layout)
+
+
+def test_verified_before_visible(blobs: BlobStore) -> None:
+    data = b"content" * 1000
+    digest = digest_of(data)
+    with pytest.raises(VerificationError, match="content does not match its digest"):
+        with blobs.ingest(digest, len(data)) as writer:
+            assert writer is not None
+            writer.write(data[:-1] + b"!")
+            writer.commit()
+    with pytest.raises(VerificationError, match="more data than the 7000 bytes"):
+        with blobs.ingest(digest, len(data)) as writer:
+            assert writer is not None
+            writer.write(data + b"x")
+    assert not blobs.has(digest)
+    assert os.listdir(blobs.path(digest).parent) == []  # no temporary left
+    assert blobs.write_bytes(data) == digest and blobs.read(digest, 10_000) == data
+    with blobs.ingest(digest, len(data)) as writer:
+        assert writer is None  # already present: nothing to write
+
+
+def test_damaged_blob_is_detected_on_read(blobs: BlobStore) -> None:
+    digest = blobs.write_bytes(b"{}")
+    blobs.path(digest).write_bytes(b"[]")
+    with pytest.raises(StoreError, match="content does not match its digest.*is damaged"):
+        blobs.read(digest, 100)
+
+
+def test_write_stream_names_by_content(blobs: BlobStore) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    digest, size = blobs.write_stream(io.BytesIO(data))
+    assert (digest, size) == (digest_of(data), len(data))
+    with pytest.raises(StoreError, match="content does not match its descriptor"):
+        blobs.write_stream(io.BytesIO(data), Descriptor("x/y", "sha256:" + "0" * 64, len(data)))
+    assert list(blobs.temporaries()) == []
+
+
+def test_one_writer_per_digest_across_threads(blobs: BlobStore) -> None:
+    data = os.urandom(100_000)
+    digest = digest_of(data)
+    writes: list[int] = []
+
+    def ingest() -> None:
+        with blobs.ingest(digest, len(data)) as writer:
+            if writer is not None:
+                time.sleep(0.2)  # hold the lock while others arrive
+                writer.write(data)
+                writer.commit()
+                writes.append(1)
+
+    threads = [threading.Thread(target=ingest) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert writes == [1] and blobs.read(digest, len(data)) == data
+
+
+def test_stale_temporaries_are_removed_by_the_next_writer(blobs: BlobStore) -> None:
+    data = b"after a crash"
+    digest = digest_of(data)
+    stale = blobs.path(digest).with_name(f".{blobs.path(digest).name}.tmp-deadbeef")
+    stale.write_bytes(b"half of someth")
+    blobs.write_bytes(data)
+    assert not stale.exists() and blobs.has(digest)
+
+
+def test_locks_exclude_threads_and_survive_lock_file_deletion(tmp_path: Path) -> None:
+    path = tmp_path / "lock"
+    with locked(path):
+        with pytest.raises(Busy):
+            with locked(path, blocking=False):
+                pass
+        assert not remove_lock_file(path)  # held: not removed
+    with locked(path, shared=True), locked(path, shared=True, blocking=False):
+        pass  # shared holders coexist
+    order: list[str] = []
+
+    def late() -> None:
+        with locked(path):
+            order.append("late")
+
+    with locked(path):
+        t = threading.Thread(target=late)
+        t.start()
+        time.sleep(0.1)
+        order.append("first")
+        path.unlink()  # the collector deletes the file while we hold it...
+    t.join()
+    assert order == ["first", "late"]  # ...and the waiter still did not get in before we let go
+    assert remove_lock_file(path) and not path.exists()
