@@ -84,12 +84,10 @@ def _check_registry(registry: str, text: str) -> None:
     if registry.startswith("["):
         end = registry.find("]")
         host, rest = registry[:end + 1], registry[end + 1:]
-        if rest:
-            if not rest.startswith(":"):
-                raise ReferenceError(f"invalid reference {text!r}: malformed registry host {registry!r}")
-            port = rest[1:]
-        if end < 0 or not _IPV6.fullmatch(host):
+        if end < 0 or not _IPV6.fullmatch(host) or (rest and not rest.startswith(":")):
             raise ReferenceError(f"invalid reference {text!r}: malformed IPv6 registry host {registry!r}")
+        if rest:
+            port = rest[1:]
     else:
         if ":" in registry:
             host, port = registry.split(":", 1)
