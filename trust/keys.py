@@ -40,6 +40,7 @@ from engine.atomicfile import write_atomic
 
 from trust import secretbox
 from trust.errors import KeyFileError, TruncatedKeyError, UnsupportedKeyError, WrongPasswordError
+from trust.options import KEY_FORMATS, KEY_KINDS
 
 PublicKeyType = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPublicKey]
 PrivateKeyType = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey]
@@ -59,8 +60,6 @@ COSIGN_PEM_LABELS = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE
 MAX_KEY_FILE = 64 * 1024
 _PEM_RE = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)(?:-----END \1-----|\Z)", re.DOTALL)
 
-GENERATE_KINDS = ("ecdsa-p256", "ed25519")
-KEY_FORMATS = ("pkcs8", "cosign")
 
 
 def _check_public(key: object, where: str) -> PublicKeyType:
@@ -227,7 +226,7 @@ def generate(kind: str = "ecdsa-p256") -> PrivateKey:
         return PrivateKey(ec.generate_private_key(ec.SECP256R1()))
     if kind == "ed25519":
         return PrivateKey(ed25519.Ed25519PrivateKey.generate())
-    raise UnsupportedKeyError(f"unknown key type {kind!r} (choose {', '.join(GENERATE_KINDS)})")
+    raise UnsupportedKeyError(f"unknown key type {kind!r} (choose {', '.join(KEY_KINDS)})")
 
 
 def write_key_pair(key: PrivateKey, password: bytes, prefix: Path, *, force: bool = False,

@@ -20,7 +20,6 @@ from engine.registry.platform import select_manifest
 from trust import bundle, dsse, legacy, oci, referrers, simplesigning
 from trust.keys import PrivateKey
 
-FORMATS = ("legacy", "bundle")
 CHUNK = 1024 * 1024
 
 

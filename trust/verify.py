@@ -28,6 +28,7 @@ from trust import dsse, rekor, simplesigning
 from trust.dsse import b64decode
 from trust.errors import SignatureDataError, VerificationFailed
 from trust.keys import PublicKey
+from trust.options import SCOPES
 from trust.requirements import Requirements
 from trust.trustroot import TrustedRoot
 from trust.verdict import (VIA_FILE, VIA_LEGACY_TAG, SignatureResult, TargetResult, Verdict)
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from trust.cache import VerificationCache
 
 DEFAULT_TTL = 3600.0  # seconds a positive verdict is reused when nothing expires sooner
-SCOPES = ("resolved", "index", "platform", "both")
 
 
 @dataclass

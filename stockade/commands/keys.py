@@ -23,7 +23,7 @@ PASSWORD_ENV = "STOCKADE_PASSWORD"
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from trust.keys import GENERATE_KINDS, KEY_FORMATS
+    from trust.options import KEY_FORMATS, KEY_KINDS
 
     key = sub.add_parser("key", help="manage signing keys",
                          description="Signing keys for sign, attest and sign-blob.")
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = verbs.add_parser("generate", help="generate an encrypted key pair (PREFIX.key, PREFIX.pub)",
                          description="Generate a key pair: PREFIX.key (encrypted, mode 0600) and "
                                      f"PREFIX.pub. The password comes from ${PASSWORD_ENV} or a prompt.")
-    p.add_argument("--type", choices=GENERATE_KINDS, default="ecdsa-p256",
+    p.add_argument("--type", choices=KEY_KINDS, default="ecdsa-p256",
                    help="key algorithm (default ecdsa-p256, as cosign)")
     p.add_argument("--format", choices=KEY_FORMATS, default="pkcs8", dest="key_format",
                    help="private key file format: pkcs8 (encrypted PKCS#8 PEM) or cosign "

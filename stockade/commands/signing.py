@@ -94,12 +94,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _signing_flags(p: argparse.ArgumentParser) -> None:
-    from trust.sign import FORMATS
+    from trust.options import SIGNATURE_FORMATS
 
     p.add_argument("--key", required=True, metavar="KEY",
                    help="private key (PKCS#8 PEM, or cosign's encrypted format); password from "
                         "$STOCKADE_PASSWORD or a prompt")
-    p.add_argument("--format", choices=FORMATS, default="legacy", dest="sig_format",
+    p.add_argument("--format", choices=SIGNATURE_FORMATS, default="legacy", dest="sig_format",
                    help="legacy: cosign .sig/.att tag (default); bundle: Sigstore bundle referrer")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
                    help="sign that platform's manifest of an index instead of the index")
@@ -126,7 +126,7 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _image_flags(p: argparse.ArgumentParser) -> None:
-    from trust.verify import SCOPES
+    from trust.options import SCOPES
 
     p.add_argument("--check-reference", action="store_true",
                    help="require the signed docker-reference to name this repository (off, as in cosign)")

@@ -23,7 +23,7 @@ def _never() -> bytes:
     raise AssertionError("the password must not be asked for")
 
 
-@pytest.mark.parametrize("kind", keys.GENERATE_KINDS)
+@pytest.mark.parametrize("kind", keys.KEY_KINDS)
 @pytest.mark.parametrize("key_format", keys.KEY_FORMATS)
 def test_generate_write_load_roundtrip(tmp_path: Path, kind: str, key_format: str) -> None:
     tmp_path = tmp_path / "out"
@@ -213,7 +213,7 @@ def test_key_id_and_hint_are_the_rfc6962_hash(tmp_path: Path) -> None:
 
 def test_prehashed_verification_matches_plain(tmp_path: Path) -> None:
     data = b"artifact" * 1000
-    for kind in keys.GENERATE_KINDS:
+    for kind in keys.KEY_KINDS:
         key = keys.generate(kind)
         sig = key.sign(data)
         assert key.public.verify_digest(sig, hashlib.sha256(data).digest(), lambda: data)
