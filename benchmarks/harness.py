@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 RESULTS_DIR = Path(os.environ.get("STOCKADE_BENCH_RESULTS", Path(__file__).parent / "results"))
-# The venv's interpreter by its real path: a pyenv shim adds ~100 ms to every start.
-PYTHON = os.path.realpath(sys.executable)
+# The interpreter running the benchmarks (the venv's): never a `python3` looked up on PATH, where a
+# pyenv shim adds ~100 ms to every start. Not realpath()'d: the venv's bin/python symlink is what
+# makes the interpreter find the venv's packages.
+PYTHON = sys.executable
 REPO = Path(__file__).resolve().parent.parent
 
 
