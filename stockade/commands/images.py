@@ -77,13 +77,12 @@ def open_store(ctx: Context) -> Store:
 
 
 def images_in_use(ctx: Context) -> InUse:
-    """Which images containers use, from the runtime's records (``<root>/containers/<id>``): the
-    predicate the store's ``remove`` and ``prune`` take. A container's record names its image by
-    ID (the config digest) in ``Image``, as Docker's does."""
+    """The predicate the store's ``remove`` and ``prune`` take: does a container (any state) use
+    this image? Containers record the image ID (the config digest) they were created from."""
+    from engine.containers.lifecycle import images_in_use as used_ids
     from engine.containers.store import ContainerStore
 
-    containers = ContainerStore(ctx.paths)
-    used = {str(containers.load(cid).get("Image")) for cid in containers.ids()}
+    used = used_ids(ContainerStore(ctx.paths))
     return lambda image: image.id in used or image.digest in used
 
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.errors import UsageError
+from engine.errors import NotFoundError, UsageError
 from engine.reference import DEFAULT_REGISTRY
 from engine.registry.credentials import Credentials, normalize_host
 from stockade.commands.images import add_registry_flags, registry_client
@@ -67,7 +67,7 @@ def cmd_logout(ctx: Context) -> int:
         return 0
     registry = normalize_host(args.server or DEFAULT_REGISTRY)
     if not store.remove(registry):
-        raise UsageError(f"not logged in to {registry} (no entry in {store.auth_file})")
+        raise NotFoundError(f"not logged in to {registry} (no entry in {store.auth_file})")
     print(f"Removed login credentials for {registry}")
     return 0
 
