@@ -16,19 +16,12 @@ import os
 import re
 import shutil
 import subprocess  # nosec B404 - peers run with argument lists
-import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.harness import Benchmark, run_timed
+from benchmarks.harness import Benchmark, run_timed, stockade_argv
 
 ROUNDS = int(os.environ.get("STOCKADE_BENCH_AUDIT_ROUNDS", "3"))
-
-
-def stockade_argv(*args: str) -> list[str]:
-    """The venv's interpreter as invoked: harness.PYTHON resolves the venv's symlink to the system
-    interpreter, which then lacks the venv's packages (zstandard, imported by engine.store)."""
-    return [sys.executable, "-m", "stockade", *args]
 
 
 def _stockade_checks(env: dict[str, str]) -> dict[str, object]:
