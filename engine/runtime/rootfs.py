@@ -5,14 +5,15 @@ performs them with raw syscalls inside the container's new mount namespace. The 
 
 *host side* (before pivot_root): make every mount a slave so nothing propagates back to the host,
 mount the root (overlay over the image layers with the container's upper directory, or a bind of a
-plain directory), and open an ``O_PATH`` descriptor on every host file or directory that will be
-bind-mounted (volumes, ``/etc/hosts``, device nodes). Then ``pivot_root`` and detach the old root.
+plain directory), /proc and a read-only /sys on the root's own (never symlinked) directories, and
+clone (``open_tree``) every host file or directory that will be bind-mounted (volumes, ``/etc/hosts``,
+device nodes) into a detached mount. Then ``pivot_root`` and detach the old root.
 
 *container side* (after pivot_root): every target path is now resolved inside the container's root,
 so a symlink planted in an image (``/etc/hosts -> /../../host/file``) can only point back into the
-container. /proc, a private /dev, devpts, shm, mqueue, a read-only /sys, the user's mounts (bound from
-the descriptors opened earlier, via ``/proc/self/fd/N``), then runc's masked and read-only paths, and
-last the root itself made read-only when asked.
+container. A private /dev, devpts, shm, mqueue, the user's mounts (the detached clones attached with
+``move_mount``), then runc's masked and read-only paths, and last the root itself made read-only when
+asked.
 
 Device nodes: /dev is a ``nodev`` tmpfs and each standard device is a read-only bind of the host's
 node. Every other mount is ``nodev`` too, so a device node the container makes with CAP_MKNOD (or one
@@ -195,10 +196,16 @@ def plan(spec: Spec, mountpoint: str, *, host_network: bool) -> Plan:
                              recursive=bool(flags & sc.MS_REC) or "bind" not in m.options))
     for dest, src in sorted(spec.etc_files.items()):
         p.add(OpenSource(f"etc:{dest}", src, recursive=False))
+    nosuid_noexec_nodev = sc.MS_NOSUID | sc.MS_NOEXEC | sc.MS_NODEV
+    # proc and sysfs before the pivot: in a user namespace the kernel allows a fresh proc or sysfs
+    # only while the host's is still visible in the mount namespace (mount_too_revealing).
+    p.add(MountFs("proc", "/proc", nosuid_noexec_nodev))
+    sys_flags = nosuid_noexec_nodev | (0 if privileged else sc.MS_RDONLY)
+    # A fresh sysfs needs a network namespace the container owns; with the host's network (or in
+    # a user namespace that does not own it) bind the host's /sys read-only instead, as runc does.
+    p.add(MountFs("sysfs", "/sys", sys_flags, fallback_key="sys" if spec.user_namespace else ""))
     p.add(Pivot(mountpoint))
 
-    nosuid_noexec_nodev = sc.MS_NOSUID | sc.MS_NOEXEC | sc.MS_NODEV
-    p.add(MountFs("proc", "/proc", nosuid_noexec_nodev))
     if privileged:
         p.add(BindFd("dev", "/dev", 0))
     else:
@@ -214,10 +221,6 @@ def plan(spec: Spec, mountpoint: str, *, host_network: bool) -> Plan:
     p.add(MountFs("tmpfs", "/dev/shm",  # nosec B108 - the container's own /dev/shm, a fresh tmpfs
                   nosuid_noexec_nodev, "mode=1777,size=65536k"))
     p.add(MountFs("mqueue", "/dev/mqueue", nosuid_noexec_nodev))
-    sys_flags = nosuid_noexec_nodev | (0 if privileged else sc.MS_RDONLY)
-    # A fresh sysfs needs a network namespace the container owns; with the host's network (or in
-    # a user namespace that does not own it) bind the host's /sys read-only instead, as runc does.
-    p.add(MountFs("sysfs", "/sys", sys_flags, fallback_key="sys" if spec.user_namespace else ""))
 
     for i, m in enumerate(user_mounts):
         flags, data = parse_options(m.options)
@@ -286,12 +289,16 @@ class Executor:
     def __init__(self, syscalls: sc.Syscalls, root: str = "/") -> None:
         self.sc = syscalls
         self.root = root
+        self.prefix = root  # where container paths are: under the mount point until the pivot
         self.fds: dict[str, int] = {}
 
     def _p(self, path: str) -> str:
-        return os.path.join(self.root, path.lstrip("/"))
+        return os.path.join(self.prefix, path.lstrip("/"))
 
     def run(self, plan_: Plan) -> None:
+        pivot = next((op for op in plan_.ops if isinstance(op, Pivot)), None)
+        if pivot is not None:
+            self.prefix = pivot.root
         try:
             for op in plan_.ops:
                 getattr(self, f"_do_{type(op).__name__}")(op)
@@ -338,6 +345,7 @@ class Executor:
         # The old root is now stacked on "/": detach it so nothing of the host stays reachable.
         self.sc.umount2(".", sc.MNT_DETACH)
         os.chdir(self.root)
+        self.prefix = self.root
 
     def _do_MountFs(self, op: MountFs) -> None:
         target = self._p(op.target)

@@ -259,11 +259,18 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="set a label")
 
 
-def _as_run_error(exc: StockadeError) -> StockadeError:
-    """Docker exits 125 when the container could not be run; 126/127 pass through."""
-    if exc.exit_code not in (126, 127):
-        exc.exit_code = 125
-    return exc
+def _as_run_error(exc: Exception) -> StockadeError:
+    """Docker exits 125 when the container could not be run (whatever failed: a registry, a file);
+    126 and 127 (the command itself) pass through."""
+    if isinstance(exc, StockadeError):
+        if exc.exit_code not in (126, 127):
+            exc.exit_code = 125
+        return exc
+    where = f": {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    err = StockadeError(f"{text}{where}")
+    err.exit_code = 125
+    return err
 
 
 def cmd_run(ctx: Context) -> int:
@@ -271,7 +278,7 @@ def cmd_run(ctx: Context) -> int:
 
     try:
         return run(ctx, _with_config(ctx, run_request(ctx.args)))
-    except StockadeError as exc:
+    except (StockadeError, OSError) as exc:
         raise _as_run_error(exc) from None
 
 
@@ -280,7 +287,7 @@ def cmd_create(ctx: Context) -> int:
 
     try:
         doc = create(ctx, _with_config(ctx, run_request(ctx.args)))
-    except StockadeError as exc:
+    except (StockadeError, OSError) as exc:
         raise _as_run_error(exc) from None
     print(doc["Id"])
     return 0
@@ -509,7 +516,7 @@ def cmd_exec(ctx: Context) -> int:
                        ExecOptions(command=list(args.command), env=env, user=args.user,
                                    workdir=args.workdir, interactive=args.interactive, tty=args.tty,
                                    detach=args.detach))
-    except StockadeError as exc:
+    except (StockadeError, OSError) as exc:
         raise _as_run_error(exc) from None
 
 

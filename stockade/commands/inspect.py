@@ -17,6 +17,7 @@ from stockade.context import Context
 from stockade.output import add_output_flag
 
 INSPECTORS: tuple[tuple[str, str], ...] = (
+    ("container", "stockade.commands.containers:inspect_container"),
     ("image", "stockade.commands.images:inspect_image"),
 )
 

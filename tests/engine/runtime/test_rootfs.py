@@ -31,8 +31,10 @@ def test_order_host_side_then_container_side() -> None:
     kinds = _kinds(plan)
     assert kinds[0] == "MakeSlave" and kinds[1] == "Overlay"
     pivot = kinds.index("Pivot")
-    assert all(k in ("MakeSlave", "Overlay", "OpenSource") for k in kinds[:pivot])
-    assert plan.ops[pivot + 1] == rootfs.MountFs("proc", "/proc", sc.MS_NOSUID | sc.MS_NOEXEC | sc.MS_NODEV)
+    assert all(k in ("MakeSlave", "Overlay", "OpenSource", "MountFs") for k in kinds[:pivot])
+    # proc and sysfs before the pivot (a user namespace needs the host's proc still visible)
+    assert plan.ops[pivot - 2] == rootfs.MountFs("proc", "/proc", sc.MS_NOSUID | sc.MS_NOEXEC | sc.MS_NODEV)
+    assert isinstance(plan.ops[pivot - 1], rootfs.MountFs) and plan.ops[pivot - 1].fstype == "sysfs"
     assert kinds.index("Mask") > kinds.index("BindFd")  # masks after every other mount
     assert "RemountRoot" not in kinds
     overlay = plan.ops[1]
