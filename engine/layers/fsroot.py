@@ -106,10 +106,10 @@ class FsRoot:
                 if not canon:
                     raise Refused("path climbs out of the layer root through a symlink")
                 canon.pop()
-                up = os.open("..", _DIR_FLAGS, dir_fd=fd)
+                up = os.open("..", _DIR_FLAGS, dir_fd=fd) if canon else self.fd
                 if temporary:
                     os.close(fd)
-                fd, temporary = self._keep("/".join(canon), up, final=not todo)
+                fd, temporary = self._keep("/".join(canon), up, final=not todo) if canon else (up, False)
                 continue
             canon.append(name)
             key = "/".join(canon)

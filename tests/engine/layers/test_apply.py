@@ -94,10 +94,12 @@ def test_symlinked_directories_inside_the_root_are_followed(sandbox: Sandbox) ->
     apply(layer([directory("usr/lib"), symlink("lib", "usr/lib"),
                  directory("usr/share/doc"), symlink("usr/lib/doc", "../share/doc")]), dest,
           mode="merge")
-    apply(layer([file("lib/libc.so", b"elf"), file("lib/doc/README", b"read me")]), dest,
+    apply(layer([file("lib/libc.so", b"elf"), file("lib/doc/README", b"read me"),
+                 symlink("usr/lib/top", "../.."), file("lib/top/at-root", b"r")]), dest,
           mode="merge")
     assert (dest / "usr/lib/libc.so").read_bytes() == b"elf"
     assert (dest / "usr/share/doc/README").read_bytes() == b"read me"
+    assert (dest / "at-root").read_bytes() == b"r"
     assert os.path.islink(dest / "lib")
 
 
@@ -261,3 +263,19 @@ def test_file_modes_do_not_depend_on_the_umask(sandbox: Sandbox, umask: int) -> 
         os.umask(old)
     modes = {p: stat.S_IMODE(os.stat(sandbox.dest / p).st_mode) for p in ("rw", "ro", "none", "s")}
     assert modes == {"rw": 0o666, "ro": 0o444, "none": 0o000, "s": 0o6755}
+
+
+def test_deep_and_wide_trees_bound_the_open_fds(sandbox: Sandbox) -> None:
+    """1,200 nested directories and 600 sibling ones exceed both fd-cache bounds; every fd is
+    closed at the end and the tree is whole."""
+    deep = "/".join(["d"] * 1200)
+    entries = [file(f"{deep}/bottom", b"b"), symlink(f"{deep}/up", "/".join([".."] * 1199)),
+               file(f"{deep}/up/d/via-link", b"v"),
+               *[file(f"wide/{i:03d}/f", b"w") for i in range(600)], file(f"{deep}/again", b"a")]
+    before = len(os.listdir("/proc/self/fd"))
+    apply(layer(entries), sandbox.dest)
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert (sandbox.dest / deep / "bottom").read_bytes() == b"b"
+    assert (sandbox.dest / deep / "again").read_bytes() == b"a"
+    assert (sandbox.dest / "d/d/via-link").read_bytes() == b"v"  # up is the first d
+    assert len(os.listdir(sandbox.dest / "wide")) == 600
