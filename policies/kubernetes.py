@@ -185,30 +185,53 @@ def documents_from_manifests(text: str, file: str) -> tuple[list[Located], list[
         if kind not in POD_SPEC_PATHS:
             skipped.append(f"document {doc.index + 1}: kind {kind or '(none)'} has no containers")
             continue
-        pod_path = POD_SPEC_PATHS[kind]
-        meta = obj.get("metadata") or {}
-        name, namespace = str(meta.get("name") or "(unnamed)"), str(meta.get("namespace") or "default")
-        pod = _get(obj, *pod_path)
-        if not isinstance(pod, Mapping):
-            raise doc.error(pod_path, f"{kind} has no pod spec here")
-        for list_name in CONTAINER_LISTS:
-            for index, raw in enumerate(_list(pod.get(list_name))):
-                if not isinstance(raw, Mapping):
-                    raise doc.error((*pod_path, list_name, index), "a container must be a mapping")
-                cont = _Container(doc, pod_path, list_name, index)
-                cname = str(raw.get("name") or index)
-                image = raw.get("image")
-                if not isinstance(image, str) or not image:
-                    raise doc.error((*pod_path, list_name, index, "image"), "a container needs an image")
-                container = cont.build()
-                cont.where["image"] = (*cont.path, "image")
-                identity = f"{kind}/{namespace}/{name} {list_name}[{cname}]"
-                document = {"image": {"reference": image}, "container": container,
-                            "context": {"kind": "kubernetes", "file": file, "object": {
-                                "kind": kind, "name": name, "namespace": namespace},
-                                "container": cname, "containerType": list_name,
-                                "path": format_path(cont.path)}}
-                line = doc.line_of(cont.path)[0]
-                located.append(Located(document, Source(file, line, identity, f"{kind}/{name}[{cname}]",
-                                                        _locator(doc, cont.where, cont.path))))
+        located += _workload_documents(doc, kind)
     return located, skipped
+
+
+def documents_from_object(obj: Mapping[str, Any], kind: str, source: str) -> list[Located]:
+    """Input documents for every container of one workload that is already parsed (the admission
+    webhook's ``request.object``), exactly as ``documents_from_manifests`` builds them.
+
+    ``kind`` is one of ``POD_SPEC_PATHS`` (the caller's authority on it, e.g. the review's
+    ``request.kind``); ``source`` names the object in errors and in ``context.file``. There are no
+    lines, so sources carry only field paths. A workload without a pod spec or a container without
+    an image raises ``PolicyLoadError`` naming the field.
+    """
+    if kind not in POD_SPEC_PATHS:
+        raise ValueError(f"kind {kind!r} has no pod template (expected one of {', '.join(POD_SPEC_PATHS)})")
+    return _workload_documents(Document(obj, source), kind)
+
+
+def _workload_documents(doc: Document, kind: str) -> list[Located]:
+    """One input document per init, regular and ephemeral container of one workload."""
+    located: list[Located] = []
+    obj, file = doc.value, doc.file
+    pod_path = POD_SPEC_PATHS[kind]
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    name, namespace = str(meta.get("name") or "(unnamed)"), str(meta.get("namespace") or "default")
+    pod = _get(obj, *pod_path)
+    if not isinstance(pod, Mapping):
+        raise doc.error(pod_path, f"{kind} has no pod spec here")
+    for list_name in CONTAINER_LISTS:
+        for index, raw in enumerate(_list(pod.get(list_name))):
+            if not isinstance(raw, Mapping):
+                raise doc.error((*pod_path, list_name, index), "a container must be a mapping")
+            cont = _Container(doc, pod_path, list_name, index)
+            cname = str(raw.get("name") or index)
+            image = raw.get("image")
+            if not isinstance(image, str) or not image:
+                raise doc.error((*pod_path, list_name, index, "image"), "a container needs an image")
+            container = cont.build()
+            cont.where["image"] = (*cont.path, "image")
+            identity = f"{kind}/{namespace}/{name} {list_name}[{cname}]"
+            document = {"image": {"reference": image}, "container": container,
+                        "context": {"kind": "kubernetes", "file": file, "object": {
+                            "kind": kind, "name": name, "namespace": namespace},
+                            "container": cname, "containerType": list_name,
+                            "path": format_path(cont.path)}}
+            line = doc.line_of(cont.path)[0]
+            located.append(Located(document, Source(file, line, identity, f"{kind}/{name}[{cname}]",
+                                                    _locator(doc, cont.where, cont.path))))
+    return located
