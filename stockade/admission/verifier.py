@@ -1,0 +1,96 @@
+"""Image verification for a server: a bounded worker pool, one flight per image, and deadlines.
+
+The API server waits at most ``timeoutSeconds`` (10 s by default) for an answer, and a registry can
+be slow or gone. Verification therefore runs on a pool of worker threads and the request waits
+only until its own deadline: an image still unverified then is answered as a verification error, so
+the policy denies it (fail closed) with the reason, well inside the API server's timeout. The work
+itself carries on, and a positive verdict it reaches lands in the cache for the retry.
+
+Concurrent reviews of the same image (a Deployment's ReplicaSet creating ten Pods at once) share
+one verification instead of asking the registry ten times. Dry-run reviews read the cache but never
+write it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from typing import TYPE_CHECKING, Sequence
+
+from stockade.admission.imagetrust import ImageFacts, ReadOnlyCache, trust_requirements, verify_facts
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from engine.registry import RegistryClient
+    from policies import SignatureRequirement
+    from trust.cache import VerificationCache
+    from trust.trustroot import TrustedRoot
+
+log = logging.getLogger("stockade.admission")
+
+_Key = tuple[str, tuple[int, ...], bool]
+
+
+class ImageVerifier:
+    """Verifies images against a fixed policy's signature requirements, concurrently."""
+
+    def __init__(self, client: RegistryClient, requirements: Sequence[SignatureRequirement], *,
+                 trusted_root: TrustedRoot | None, tuf_cache: Path, cache: VerificationCache | None,
+                 workers: int = 8) -> None:
+        self.client = client
+        self.cache = cache
+        self._read_only = ReadOnlyCache(cache) if cache is not None else None
+        # Converted once: a key trust cannot use stops the server at start-up, not each request.
+        self._requirements = {req: trust_requirements(req, trusted_root=trusted_root, tuf_cache=tuf_cache)
+                              for req in requirements}
+        self._index = {req: n for n, req in enumerate(requirements)}
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
+                                                           thread_name_prefix="stockade-verify")
+        self._flights: dict[_Key, concurrent.futures.Future[ImageFacts]] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, reference: str, requirements: Sequence[SignatureRequirement], *,
+               dry_run: bool) -> concurrent.futures.Future[ImageFacts]:
+        """Start (or join) the verification of ``reference`` against ``requirements``."""
+        key = (reference, tuple(sorted(self._index[r] for r in requirements)), dry_run)
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None:
+                return flight
+            reqs = [self._requirements[r] for r in requirements]
+            cache = self._read_only if dry_run else self.cache
+            flight = self._pool.submit(verify_facts, self.client, reference, reqs, cache=cache)
+            self._flights[key] = flight
+        flight.add_done_callback(lambda _f, k=key: self._land(k))
+        return flight
+
+    def _land(self, key: _Key) -> None:
+        with self._lock:
+            self._flights.pop(key, None)
+
+    def collect(self, flights: dict[str, concurrent.futures.Future[ImageFacts]],
+                timeout: float) -> dict[str, ImageFacts]:
+        """The facts of every flight, waiting at most ``timeout`` seconds in all. A flight not done
+        by then, or one that failed unexpectedly, yields facts with ``error`` set (fail closed)."""
+        concurrent.futures.wait(list(flights.values()), timeout=max(timeout, 0.0))
+        out = {}
+        for reference, flight in flights.items():
+            if not flight.done():
+                out[reference] = ImageFacts(reference, error=(
+                    f"verification did not finish within the {timeout:.1f} s left of this review's "
+                    "deadline (registry slow or unreachable); denied until it can be verified"))
+                continue
+            try:
+                out[reference] = flight.result()
+            except Exception as exc:  # noqa: BLE001 - a bug in verification must still deny
+                log.exception("verification of %s failed unexpectedly", reference)
+                out[reference] = ImageFacts(reference, error=f"internal error while verifying: "
+                                                             f"{type(exc).__name__}: {exc}")
+        return out
+
+    def close(self) -> None:
+        """Stop taking work and close the registry connections; running verifications are abandoned."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
