@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stockade.commands.tuf",
     "stockade.commands.audit",
     "stockade.commands.policy",
+    "stockade.commands.admission",
 )
 
 Handler = Callable[[Context], int | None]
