@@ -91,7 +91,7 @@ def split_name(name: str, what: str = "path") -> list[str]:
         raise Refused(f"{what} contains a NUL byte")
     if name.startswith("/"):
         raise Refused(f"absolute {what} refused")
-    if len(name) >= _PATH_MAX and len(os.fsencode(name)) >= _PATH_MAX:
+    if len(name) * 4 >= _PATH_MAX and len(os.fsencode(name)) >= _PATH_MAX:  # <= 4 bytes a char
         raise Refused(f"{what} is longer than {_PATH_MAX - 1} bytes")
     parts = [p for p in name.split("/") if p and p != "."]
     if ".." in parts:
@@ -363,8 +363,11 @@ class _Applier:
                 raise LayerError(f"{what}: cannot set directory attributes: {why}") from None
         for key, mode in sorted(self.root.opened_up.items(), key=lambda kv: -kv[0].count("/")):
             if key not in self.dirs:
-                fd, _ = self.root.resolve_dir(key.split("/"), create=False)
-                os.chmod(proc_path(fd), mode)
+                try:
+                    fd, _ = self.root.resolve_dir(key.split("/"), create=False)
+                    os.chmod(proc_path(fd), mode)
+                except (Refused, OSError) as exc:
+                    raise LayerError(f"layer: cannot restore the mode of {key!r}: {exc}") from None
 
     def _dir_attributes(self, path: str, e: TarEntry | None) -> None:
         if e is None:

@@ -255,3 +255,8 @@ def test_random_hostile_layers_never_escape(tmp_path: Path) -> None:
         assert sorted(os.listdir(sentinel)) == ["secret"]
         assert (sentinel / "secret").read_text() == "keep me\n"
     assert outcomes["applied"] > 50 and outcomes["refused"] > 50  # both paths were exercised
+
+
+def test_multibyte_name_longer_than_path_max(sandbox: Sandbox) -> None:
+    name = "/".join(["文件夹名字"] * 300)  # 1,799 characters, 4,799 bytes
+    refused(sandbox, [file(name, b"x")], name, match="longer than 4095")
