@@ -18,7 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from trust.dsse import Envelope, b64, b64decode
+from trust.dsse import Envelope
+from trust.untrusted import b64, b64decode
 from trust.errors import SignatureDataError, VerificationFailed
 from trust.keys import PrivateKey, PublicKey
 from trust.simplesigning import loads_strict

@@ -11,14 +11,13 @@ predicateType is ``https://sigstore.dev/cosign/sign/v1``; attestations carry any
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from trust.errors import SignatureDataError
 from trust.simplesigning import loads_strict
+from trust.untrusted import b64, b64decode
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_V1 = "https://in-toto.io/Statement/v1"
@@ -30,20 +29,6 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     """DSSE pre-authentication encoding."""
     t = payload_type.encode()
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
-
-
-def b64decode(value: object, what: str) -> bytes:
-    """Strict base64 of a JSON field (standard alphabet with padding, as protobuf JSON writes)."""
-    if not isinstance(value, str):
-        raise SignatureDataError(f"{what} is not a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error:
-        raise SignatureDataError(f"{what} is not valid base64") from None
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 @dataclass(frozen=True)

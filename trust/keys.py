@@ -41,6 +41,7 @@ from engine.atomicfile import write_atomic
 from trust import secretbox
 from trust.errors import KeyFileError, TruncatedKeyError, UnsupportedKeyError, WrongPasswordError
 from trust.options import KEY_FORMATS, KEY_KINDS
+from trust.untrusted import b64decode, read_bounded
 
 PublicKeyType = Union[ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, rsa.RSAPublicKey]
 PrivateKeyType = Union[ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey]
@@ -250,16 +251,7 @@ def write_key_pair(key: PrivateKey, password: bytes, prefix: Path, *, force: boo
 # --- reading -------------------------------------------------------------------------------------
 
 def _read_key_file(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_KEY_FILE + 1)
-    except FileNotFoundError:
-        raise KeyFileError(f"key file {path} does not exist") from None
-    except IsADirectoryError:
-        raise KeyFileError(f"key file {path} is a directory") from None
-    if len(data) > MAX_KEY_FILE:
-        raise KeyFileError(f"{path}: larger than {MAX_KEY_FILE} bytes, not a key file")
-    return data
+    return read_bounded(path, MAX_KEY_FILE, "key file", KeyFileError)
 
 
 def _pem_blocks(data: bytes, where: str) -> list[tuple[str, bytes]]:
@@ -362,12 +354,7 @@ def _b64field(doc: dict, path: tuple[str, ...], where: str) -> bytes:
         if not isinstance(value, dict) or part not in value:
             raise KeyFileError(f"{where}: cosign key has no {'.'.join(path)}")
         value = value[part]
-    if not isinstance(value, str):
-        raise KeyFileError(f"{where}: cosign key field {'.'.join(path)} is not a string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error:
-        raise KeyFileError(f"{where}: cosign key field {'.'.join(path)} is not base64") from None
+    return b64decode(value, f"{where}: cosign key field {'.'.join(path)}", KeyFileError)
 
 
 def _decrypt_cosign(blob: bytes, password: PasswordSource, where: str) -> bytes:

@@ -15,7 +15,6 @@ log entry is checked without loading sigstore-python.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +23,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from trust.dsse import b64decode
+from trust.untrusted import b64decode
 from trust.errors import SignatureDataError, VerificationFailed
 from trust.keys import PublicKey
 from trust.simplesigning import loads_strict

@@ -18,6 +18,7 @@ from engine.registry import Descriptor, ImageIndex, Platform, RegistryClient
 from engine.registry.platform import select_manifest
 
 from trust import bundle, dsse, legacy, oci, referrers, simplesigning
+from trust.untrusted import b64
 from trust.keys import PrivateKey
 
 CHUNK = 1024 * 1024
@@ -60,7 +61,7 @@ def sign_image(client: RegistryClient, ref: Reference, key: PrivateKey, *, fmt: 
     payload = simplesigning.build(ref.name, target.digest, annotations)
     signature = key.sign(payload)
     tag_ref = legacy.append(client, ref, target.digest, legacy.SIG_SUFFIX, payload, simplesigning.MEDIA_TYPE,
-                            {legacy.SIGNATURE: dsse.b64(signature)})
+                            {legacy.SIGNATURE: b64(signature)})
     return Signed(target.digest, target.media_type, str(tag_ref), fmt, key.public.key_id)
 
 

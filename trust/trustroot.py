@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trust.errors import TrustError
+from trust.untrusted import read_bounded
 
 MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 _PUBLIC_GOOD_DIR = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
@@ -46,15 +47,7 @@ class TrustedRoot:
     def load(cls, path: Path | None = None) -> "TrustedRoot":
         """Read and sanity-check a trusted root (media type, JSON shape) without sigstore."""
         path = path or public_good_path()
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_ROOT_SIZE + 1)
-        except FileNotFoundError:
-            raise TrustError(f"trusted root {path} does not exist") from None
-        except IsADirectoryError:
-            raise TrustError(f"trusted root {path} is a directory") from None
-        if len(data) > MAX_ROOT_SIZE:
-            raise TrustError(f"trusted root {path} is larger than {MAX_ROOT_SIZE} bytes")
+        data = read_bounded(path, MAX_ROOT_SIZE, "trusted root")
         try:
             doc = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -25,7 +25,7 @@ from engine.errors import StockadeError
 
 from trust import bundle as bundles
 from trust import dsse, rekor, simplesigning
-from trust.dsse import b64decode
+from trust.untrusted import b64decode
 from trust.errors import SignatureDataError, VerificationFailed
 from trust.keys import PublicKey
 from trust.options import SCOPES

@@ -293,3 +293,12 @@ class SigstoreInstance:
                                  "Payload": {"body": _b64(e["body"]), "integratedTime": e["time"],
                                              "logIndex": e["index"], "logID": self.log_id.hex()}})
         return sig, who.pem, annotation
+
+    def sign_image_legacy(self, client: Any, ref: Any, digest: str, identity: str, issuer: str) -> None:
+        """Attach a keyless legacy ``.sig`` layer for ``digest`` to the image in the registry."""
+        from trust import legacy, simplesigning
+
+        payload = simplesigning.build(ref.name, digest)
+        sig, pem, annotation = self.legacy_signature(payload, identity, issuer)
+        legacy.append(client, ref, digest, legacy.SIG_SUFFIX, payload, simplesigning.MEDIA_TYPE,
+                      {legacy.SIGNATURE: _b64(sig), legacy.CERTIFICATE: pem.decode(), legacy.BUNDLE: annotation})

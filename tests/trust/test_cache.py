@@ -19,7 +19,8 @@ from tests.support.cli import REPO, stockade
 from tests.support.images import skopeo_push
 from tests.support.registry import start_registry
 from tests.trust.sigstore_instance import SigstoreInstance
-from trust import dsse, legacy, simplesigning
+from trust import legacy, simplesigning
+from trust.untrusted import b64
 from trust.cache import VerificationCache
 from trust.requirements import Requirements
 from trust.verdict import SignatureResult, TargetResult, Verdict
@@ -83,7 +84,7 @@ def test_a_hit_needs_no_registry(own_registry: Any, busybox_layout: Path, tmp_pa
     ref = Reference.parse(ref_text).with_digest(digest)
     payload = simplesigning.build(ref.name, digest)
     legacy.append(client, ref, digest, ".sig", payload, simplesigning.MEDIA_TYPE,
-                  {legacy.SIGNATURE: dsse.b64(ecdsa_key.sign(payload))})
+                  {legacy.SIGNATURE: b64(ecdsa_key.sign(payload))})
     cache = VerificationCache(tmp_path / "cache")
     req = Requirements(keys=(ecdsa_key.public,))
     first = verify_image(client, ref, req, cache=cache)
@@ -120,10 +121,7 @@ def test_a_keyless_hit_imports_neither_sigstore_nor_tuf(registry: Any, busybox_l
     ref = Reference.parse(ref_text)
     instance = SigstoreInstance()
     root = instance.write_trusted_root(tmp_path / "root.json")
-    payload = simplesigning.build(ref.name, digest)
-    sig, pem, annotation = instance.legacy_signature(payload, WHO, ISSUER)
-    legacy.append(client, ref, digest, ".sig", payload, simplesigning.MEDIA_TYPE,
-                  {legacy.SIGNATURE: dsse.b64(sig), legacy.CERTIFICATE: pem.decode(), legacy.BUNDLE: annotation})
+    instance.sign_image_legacy(client, ref, digest, WHO, ISSUER)
     args = ["--root", tmp_path / "store", "verify", f"{ref_text}@{digest}", "--certificate-identity", WHO,
             "--certificate-oidc-issuer", ISSUER, "--trusted-root", root, "-o", "json"]
     cold = _probe(*args)

@@ -25,6 +25,7 @@ from tests.support.cli import REPO, stockade
 from tests.trust.sigstore_instance import SigstoreInstance
 from trust import bundle as bundles
 from trust import dsse, legacy, oci, referrers, simplesigning
+from trust.untrusted import b64
 from trust.keys import PrivateKey, generate, write_key_pair
 
 PW = {"STOCKADE_PASSWORD": "pw"}
@@ -180,7 +181,7 @@ def test_signature_over_another_digest(image: tuple[str, str], key_files: tuple[
     sig = load_key(key_files[0]).sign(payload)
     desc = oci.push_blob(client, ref, payload, simplesigning.MEDIA_TYPE)
     _put_sig_manifest(client, ref, digest, [Descriptor(desc.media_type, desc.digest, desc.size,
-                                                       annotations={legacy.SIGNATURE: dsse.b64(sig)})])
+                                                       annotations={legacy.SIGNATURE: b64(sig)})])
     rc, doc = verify(ref_text, "--key", key_files[1])
     assert rc == 1
     assert invalid_reasons(doc) == [f"the payload signs sha256:{'ab' * 32}, not this image's {digest}"]
@@ -294,10 +295,7 @@ def test_keyless_legacy_and_bundle_signatures(image: tuple[str, str], client: An
     ref = Reference.parse(ref_text)
     instance = SigstoreInstance()
     root = instance.write_trusted_root(tmp_path / "trusted_root.json")
-    payload = simplesigning.build(ref.name, digest)
-    sig, pem, annotation = instance.legacy_signature(payload, WHO, ISSUER)
-    legacy.append(client, ref, digest, ".sig", payload, simplesigning.MEDIA_TYPE,
-                  {legacy.SIGNATURE: dsse.b64(sig), legacy.CERTIFICATE: pem.decode(), legacy.BUNDLE: annotation})
+    instance.sign_image_legacy(client, ref, digest, WHO, ISSUER)
     statement = dsse.statement(ref.name, digest.partition(":")[2], dsse.COSIGN_SIGN_PREDICATE)
     target = client.get_manifest(ref).descriptor
     referrers.push_bundle(client, ref, target, instance.dsse_bundle(dsse.INTOTO_PAYLOAD_TYPE, statement, WHO, ISSUER),
@@ -336,7 +334,7 @@ def test_require_tlog_for_keyed_signatures(image: tuple[str, str], key_files: tu
                              "Payload": {"body": base64.b64encode(e["body"]).decode(), "integratedTime": e["time"],
                                          "logIndex": e["index"], "logID": instance.log_id.hex()}})
     legacy.append(client, ref, digest, ".sig", payload, simplesigning.MEDIA_TYPE,
-                  {legacy.SIGNATURE: dsse.b64(sig), legacy.BUNDLE: annotation})
+                  {legacy.SIGNATURE: b64(sig), legacy.BUNDLE: annotation})
     # a keyed bundle with a log entry (inclusion proof, checkpoint, SET)
     statement = dsse.statement(ref.name, digest.partition(":")[2], dsse.COSIGN_SIGN_PREDICATE)
     env = dsse.Envelope(dsse.INTOTO_PAYLOAD_TYPE, statement, (signer.sign(dsse.pae(dsse.INTOTO_PAYLOAD_TYPE,

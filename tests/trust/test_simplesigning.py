@@ -94,3 +94,14 @@ def test_free_form_optional_keys_and_sha512_are_accepted() -> None:
 def test_not_json() -> None:
     with pytest.raises(SignatureDataError, match="not valid JSON"):
         simplesigning.parse(b"\xff{")
+
+
+def test_a_payload_containers_image_writes_is_accepted() -> None:
+    # NewUntrustedSigstorePayload: creator and timestamp in optional, Go's map order (sorted keys)
+    raw = (b'{"critical":{"identity":{"docker-reference":"quay.io/app/app:1"},'
+           b'"image":{"docker-manifest-digest":"' + DIGEST.encode() + b'"},'
+           b'"type":"cosign container image signature"},'
+           b'"optional":{"creator":"containers/image 5.32.0","timestamp":1730000000}}')
+    parsed = simplesigning.parse(raw)
+    assert parsed.optional == {"creator": "containers/image 5.32.0", "timestamp": 1730000000}
+    assert parsed.docker_reference == "quay.io/app/app:1"

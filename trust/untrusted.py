@@ -1,0 +1,42 @@
+"""Reading input nobody vouches for yet: files with a size bound, and strict base64.
+
+Key files, trusted roots and bundles are read through here so that a wrong path, a directory or a
+runaway file gets the same one-line error everywhere, and a base64 field with stray characters is
+refused rather than silently decoded to something else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+
+from trust.errors import SignatureDataError, TrustError
+
+
+def read_bounded(path: Path, limit: int, what: str, error: type[TrustError] = TrustError) -> bytes:
+    """The bytes of ``path`` (``what`` names it in errors), refusing anything above ``limit``."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a directory") from None
+    if len(data) > limit:
+        raise error(f"{what} {path} is larger than {limit} bytes")
+    return data
+
+
+def b64decode(value: object, what: str, error: type[TrustError] = SignatureDataError) -> bytes:
+    """Strict standard base64 with padding, as protobuf JSON and cosign write it."""
+    if not isinstance(value, str):
+        raise error(f"{what} is not a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error:
+        raise error(f"{what} is not valid base64") from None
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
