@@ -28,6 +28,7 @@ from stockade.context import Context
 COMMAND_MODULES: tuple[str, ...] = (
     "stockade.commands.system",
     "stockade.commands.containers",
+    "stockade.commands.volumes",
     "stockade.commands.images",
     "stockade.commands.login",
     "stockade.commands.inspect",

@@ -54,6 +54,10 @@ _LOCKED = ((os.ST_RDONLY, sc.MS_RDONLY), (os.ST_NOSUID, sc.MS_NOSUID), (os.ST_NO
            (os.ST_NODIRATIME, sc.MS_NODIRATIME), (os.ST_RELATIME, sc.MS_RELATIME))
 
 
+_ATTRS = ((sc.MS_RDONLY, sc.MOUNT_ATTR_RDONLY), (sc.MS_NOSUID, sc.MOUNT_ATTR_NOSUID),
+          (sc.MS_NODEV, sc.MOUNT_ATTR_NODEV), (sc.MS_NOEXEC, sc.MOUNT_ATTR_NOEXEC))
+
+
 class RootfsError(StockadeError):
     """The container's filesystem cannot be set up as asked."""
 
@@ -172,15 +176,10 @@ def plan(spec: Spec, mountpoint: str, *, host_network: bool) -> Plan:
     """The mounts for ``spec`` with the root mounted at ``mountpoint`` (an empty host directory)."""
     p = Plan()
     p.add(MakeSlave())
-    root = spec.root
-    if root.layers:
-        p.add(Overlay(mountpoint, list(reversed(root.layers)), root.upper, root.work, root.userxattr))
-    elif root.path:
-        p.add(BindRoot(root.path, mountpoint))
-    else:
-        raise RootfsError("the container has no root filesystem (no image layers and no --rootfs)")
-
     privileged = spec.privileged
+    root = spec.root
+    if not root.layers and not root.path:
+        raise RootfsError("the container has no root filesystem (no image layers and no --rootfs)")
     if privileged:
         p.add(OpenSource("dev", "/dev"))
     else:
@@ -196,6 +195,14 @@ def plan(spec: Spec, mountpoint: str, *, host_network: bool) -> Plan:
                              recursive=bool(flags & sc.MS_REC) or "bind" not in m.options))
     for dest, src in sorted(spec.etc_files.items()):
         p.add(OpenSource(f"etc:{dest}", src, recursive=False))
+    # The root is mounted after the clones above, so no clone of a host directory contains it.
+    root = spec.root
+    if root.layers:
+        p.add(Overlay(mountpoint, list(reversed(root.layers)), root.upper, root.work, root.userxattr))
+    elif root.path:
+        p.add(BindRoot(root.path, mountpoint))
+    else:
+        raise RootfsError("the container has no root filesystem (no image layers and no --rootfs)")
     nosuid_noexec_nodev = sc.MS_NOSUID | sc.MS_NOEXEC | sc.MS_NODEV
     # proc and sysfs before the pivot: in a user namespace the kernel allows a fresh proc or sysfs
     # only while the host's is still visible in the mount namespace (mount_too_revealing).
@@ -370,10 +377,10 @@ class Executor:
         self._attach(fd, target, op.flags)
 
     def _attach(self, fd: int, target: str, flags: int) -> None:
+        attrs = sum(attr for ms, attr in _ATTRS if flags & ms)
+        if attrs:
+            self.sc.mount_setattr(fd, attrs)  # on the whole detached tree, submounts included
         self.sc.move_mount(fd, target)
-        if flags:
-            self.sc.mount(None, target, None,
-                          sc.MS_REMOUNT | sc.MS_BIND | flags | _locked_flags(target))
 
     def _do_Symlink(self, op: Symlink) -> None:
         try:

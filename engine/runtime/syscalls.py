@@ -63,6 +63,10 @@ AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
 AT_FDCWD = -100
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
 
 # openat2(2) resolve flags
 RESOLVE_NO_MAGICLINKS = 0x02
@@ -70,9 +74,11 @@ RESOLVE_IN_ROOT = 0x10
 
 _SYSCALL_NUMBERS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "seccomp": 317, "openat2": 437,
-               "close_range": 436, "open_tree": 428, "move_mount": 429},
+               "close_range": 436, "open_tree": 428, "move_mount": 429,
+               "mount_setattr": 442},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "seccomp": 277, "openat2": 437,
-                "close_range": 436, "open_tree": 428, "move_mount": 429},
+                "close_range": 436, "open_tree": 428, "move_mount": 429,
+                "mount_setattr": 442},
 }
 ARCH = platform.machine()
 _NR = _SYSCALL_NUMBERS.get(ARCH, {})
@@ -89,6 +95,11 @@ class _CapData(ctypes.Structure):
 
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
 class _OpenHow(ctypes.Structure):
@@ -167,6 +178,15 @@ class Syscalls:
         return self._check(self._libc.syscall(ctypes.c_long(nr), ctypes.c_int(AT_FDCWD),
                                               ctypes.c_char_p(_b(path)), ctypes.c_uint(flags)),
                            "open_tree", path)
+
+    def mount_setattr(self, tree_fd: int, attr_set: int) -> None:
+        """Add MOUNT_ATTR_* flags to a detached tree and every mount below it (a recursive
+        read-only bind really is read-only, submounts included)."""
+        attr = _MountAttr(attr_set, 0, 0, 0)
+        nr = _NR["mount_setattr"]
+        self._check(self._libc.syscall(ctypes.c_long(nr), ctypes.c_int(tree_fd), ctypes.c_char_p(b""),
+                                       ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), ctypes.byref(attr),
+                                       ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr")
 
     def move_mount(self, tree_fd: int, target: str) -> None:
         """Attach a detached tree (from ``open_tree``) at ``target``."""

@@ -38,6 +38,9 @@ class RecordingSyscalls(Syscalls):
         self.calls.append(("open_tree", path, recursive))
         return fd
 
+    def mount_setattr(self, tree_fd: int, attr_set: int) -> None:
+        self.calls.append(("mount_setattr", os.readlink(f"/proc/self/fd/{tree_fd}"), attr_set))
+
     def move_mount(self, tree_fd: int, target: str) -> None:
         self.calls.append(("move_mount", os.readlink(f"/proc/self/fd/{tree_fd}"), target))
 
