@@ -34,6 +34,7 @@ from typing import Any, BinaryIO
 from engine.layers.compression import DecompressedStream
 from engine.layers.fsroot import FsRoot, join, proc_path
 from engine.layers.model import LayerError, LayerStats, Mode, Refused, UnpackLimits
+from engine.layers.pathrecords import PathRecords
 from engine.layers.tarstream import (BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, TarEntry,
                                      TarReader)
 from engine.layers.xattrs import allowed_xattrs, check_xattrs
@@ -109,7 +110,7 @@ class _Applier:
         self.rootless = rootless
         self.max_entries = max_entries
         self.opaque_xattr = "user.overlay.opaque" if rootless else "trusted.overlay.opaque"
-        self.dirs: dict[str, TarEntry | None] = {}  # directory metadata applied at the end
+        self.dirs: PathRecords[TarEntry | None] = PathRecords()  # metadata set at the end
         self.ours: set[str] = set()  # merge mode: paths this layer wrote, and their parents
         # Syscalls saved per file (most of a layer): a file created with its final mode needs no
         # fchmod when the umask cannot have changed it, and one that would get our own ids needs no
@@ -154,7 +155,7 @@ class _Applier:
         if not parts:
             if e.kind is not DIR:
                 raise Refused(f"the layer root must be a directory, not a {e.kind}")
-            self.dirs[""] = e
+            self.dirs.set("", e)
             return
         base = parts.pop()
         if base.startswith(WHITEOUT_PREFIX):
@@ -192,9 +193,7 @@ class _Applier:
 
     def _remove(self, pfd: int, name: str, key: str, st: os.stat_result) -> None:
         if self.root.remove(pfd, name, key, st):
-            below = key + "/"
-            for k in [k for k in self.dirs if k == key or k.startswith(below)]:
-                del self.dirs[k]
+            self.dirs.drop_tree(key)
 
     def _file(self, pfd: int, base: str, key: str, e: TarEntry, reader: TarReader) -> None:
         mode = e.mode
@@ -229,7 +228,7 @@ class _Applier:
                 os.mkdir(base, 0o700, dir_fd=pfd)
         if e.xattrs:  # filtered now, so a refused attribute names this entry
             e.xattrs = dict(allowed_xattrs(e.xattrs, privileged=self.privileged))
-        self.dirs[key] = e
+        self.dirs.set(key, e)
 
     def _symlink(self, pfd: int, base: str, key: str, e: TarEntry) -> None:
         if "\0" in e.linkname:
@@ -349,11 +348,9 @@ class _Applier:
         """Directory owners, modes, xattrs and times, deepest first; then, for an unprivileged run,
         the modes of existing directories it had to open up."""
         if not self.merge and "" not in self.dirs:
-            self.dirs[""] = None  # a layer without a "./" entry still needs a usable root
-        keys = sorted(self.dirs, key=lambda k: k.count("/") + bool(k), reverse=True)
-        for key in keys:
+            self.dirs.set("", None)  # a layer without a "./" entry still needs a usable root
+        for key, e in self.dirs.deepest_first():
             self.root.trim()
-            e = self.dirs[key]
             try:
                 fd, _ = self.root.resolve_dir(key.split("/") if key else [], create=False)
                 self._dir_attributes(proc_path(fd), e)
@@ -361,7 +358,7 @@ class _Applier:
                 what = f"layer entry {e.name!r}" if e else "layer root"
                 why = exc.strerror if isinstance(exc, OSError) else exc
                 raise LayerError(f"{what}: cannot set directory attributes: {why}") from None
-        for key, mode in sorted(self.root.opened_up.items(), key=lambda kv: -kv[0].count("/")):
+        for key, mode in self.root.opened_up.deepest_first():
             if key not in self.dirs:
                 try:
                     fd, _ = self.root.resolve_dir(key.split("/"), create=False)

@@ -33,6 +33,7 @@ import stat
 from pathlib import Path
 
 from engine.layers.model import Refused
+from engine.layers.pathrecords import PathRecords
 
 _DIR_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -63,7 +64,7 @@ class FsRoot:
         self.privileged = privileged
         self._dirs: dict[str, int] = {}
         # Modes of existing directories an unprivileged run opened up (u+rwx) to write into them.
-        self.opened_up: dict[str, int] = {}
+        self.opened_up: PathRecords[int] = PathRecords()
 
     def close(self) -> None:
         for fd in self._dirs.values():
@@ -174,7 +175,7 @@ class FsRoot:
         """Give ourselves u+rwx on an existing directory we own (restored by the applier)."""
         st = os.fstat(fd)
         if st.st_mode & 0o700 != 0o700 and st.st_uid == os.geteuid():
-            self.opened_up.setdefault(key, stat.S_IMODE(st.st_mode))
+            self.opened_up.keep_first(key, stat.S_IMODE(st.st_mode))
             os.chmod(proc_path(fd), stat.S_IMODE(st.st_mode) | 0o700)
 
     def lstat(self, fd: int, name: str) -> os.stat_result | None:
@@ -195,12 +196,12 @@ class FsRoot:
         return True
 
     def forget(self, key: str) -> None:
-        """Close cached fds of ``key`` and everything below it (it is about to go away)."""
+        """Close cached fds of ``key`` and everything below it (it is about to go away). The scan
+        is cheap: between entries the cache holds at most _CACHE_KEEP fds."""
         below = key + "/"
         for k in [k for k in self._dirs if k == key or k.startswith(below)]:
             os.close(self._dirs.pop(k))
-        for k in [k for k in self.opened_up if k == key or k.startswith(below)]:
-            del self.opened_up[k]
+        self.opened_up.drop_tree(key)
 
     def list_dir(self, fd: int) -> list[str]:
         """Names in the directory behind an O_PATH fd."""
