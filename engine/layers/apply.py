@@ -112,6 +112,9 @@ class _Applier:
         self.opaque_xattr = "user.overlay.opaque" if rootless else "trusted.overlay.opaque"
         self.dirs: PathRecords[TarEntry | None] = PathRecords()  # metadata set at the end
         self.ours: set[str] = set()  # merge mode: paths this layer wrote, and their parents
+        # Merge mode: directories an opaque marker already emptied of lower content. Nothing lower
+        # can reappear during this layer, so none is walked twice (duplicate markers, nesting).
+        self.cleaned: set[str] = set()
         # Syscalls saved per file (most of a layer): a file created with its final mode needs no
         # fchmod when the umask cannot have changed it, and one that would get our own ids needs no
         # fchown. The latter holds in diff mode only, where every directory is ours and none has
@@ -328,9 +331,12 @@ class _Applier:
         if not self.merge:
             os.setxattr(proc_path(fd), self.opaque_xattr, b"y")
             return
+        if key in self.cleaned:
+            return
         todo = [(fd, key)]
         while todo:
             dfd, dkey = todo.pop()
+            self.cleaned.add(dkey)
             for name in self.root.list_dir(dfd):
                 ckey = join(dkey, name)
                 st = self.root.lstat(dfd, name)
@@ -338,7 +344,7 @@ class _Applier:
                     continue
                 if ckey not in self.ours:
                     self._remove(dfd, name, ckey, st)
-                elif stat.S_ISDIR(st.st_mode):
+                elif stat.S_ISDIR(st.st_mode) and ckey not in self.cleaned:
                     cfd, _ = self.root.resolve_dir(ckey.split("/"), create=False)
                     todo.append((cfd, ckey))
 
