@@ -1,6 +1,8 @@
 """The copy storage driver: a container's root as a private copy of its image's layers.
 
-For hosts (or configurations, ``storage.driver = "copy"``) without overlayfs. The store's layers are in
+For hosts (or configurations, ``storage.driver = "copy"``) without overlayfs, and for ``--userns=auto``
+containers, whose copy is shifted into their private id block (layers are shared by every container
+and owned by the image's own ids, which such a container does not map). The store's layers are in
 overlay's "diff" form, so applying them bottom to top interprets overlay's markers the way overlayfs
 would: a character device 0:0 is a whiteout (delete what lower layers had), a directory with the
 ``overlay.opaque`` xattr hides the lower layers' contents. The copy never follows a symlink: a lower
@@ -52,9 +54,9 @@ def _copy_xattrs(src: str, dst: str) -> None:
             continue
 
 
-def _finish(src_stat: os.stat_result, dst: str, *, link: bool) -> None:
+def _finish(src_stat: os.stat_result, dst: str, *, link: bool, shift: tuple[int, int]) -> None:
     try:
-        os.chown(dst, src_stat.st_uid, src_stat.st_gid, follow_symlinks=False)
+        os.chown(dst, src_stat.st_uid + shift[0], src_stat.st_gid + shift[1], follow_symlinks=False)
     except PermissionError:
         pass  # rootless: ids outside our range stay ours
     if not link:
@@ -62,7 +64,7 @@ def _finish(src_stat: os.stat_result, dst: str, *, link: bool) -> None:
     os.utime(dst, ns=(src_stat.st_atime_ns, src_stat.st_mtime_ns), follow_symlinks=False)
 
 
-def _merge(src: str, dst: str) -> None:
+def _merge(src: str, dst: str, shift: tuple[int, int]) -> None:
     for entry in os.scandir(src):
         s, d = entry.path, os.path.join(dst, entry.name)
         st = entry.stat(follow_symlinks=False)
@@ -79,9 +81,9 @@ def _merge(src: str, dst: str) -> None:
                 existing = None
             if existing is None:
                 os.mkdir(d, 0o700)
-            _merge(s, d)
+            _merge(s, d, shift)
             _copy_xattrs(s, d)
-            _finish(st, d, link=False)
+            _finish(st, d, link=False, shift=shift)
             continue
         _remove(d)
         if stat.S_ISLNK(st.st_mode):
@@ -91,11 +93,14 @@ def _merge(src: str, dst: str) -> None:
         else:
             os.mknod(d, st.st_mode, st.st_rdev)
         _copy_xattrs(s, d)
-        _finish(st, d, link=stat.S_ISLNK(st.st_mode))
+        _finish(st, d, link=stat.S_ISLNK(st.st_mode), shift=shift)
 
 
-def copy_layers(layers: list[Path], dest: Path) -> None:
-    """Build ``dest`` (which must not exist) from ``layers``, bottom to top."""
+def copy_layers(layers: list[Path], dest: Path, *, shift: tuple[int, int] = (0, 0)) -> None:
+    """Build ``dest`` (which must not exist) from ``layers``, bottom to top, adding ``shift`` (uid, gid)
+    to every owner: a ``--userns=auto`` container's root is host id ``shift``, and its files must be
+    owned inside its block to be the image's files as the image meant them."""
     dest.mkdir(mode=0o755)
     for layer in layers:
-        _merge(str(layer), str(dest))
+        _merge(str(layer), str(dest), shift)
+    os.chown(dest, shift[0], shift[1])

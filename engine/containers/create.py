@@ -271,21 +271,25 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
             args: list[str], cgroup_parent: str) -> dict[str, Any]:
     cfg = opts.image_config
     cdir, rdir = store.dir(cid), store.rundir(cid)
-    rdir.mkdir(parents=True, mode=0o700)
+    store.runbase.mkdir(parents=True, exist_ok=True, mode=0o711)
+    rdir.mkdir(mode=0o711)
     (rdir / "rootfs").mkdir(mode=0o755)
     host_network = opts.network == "host"
     if opts.network not in ("none", "host"):
         raise CreateError(f"--network {opts.network} is not supported yet (use none or host)")
     hostname = opts.hostname or (socket.gethostname() if host_network else cid[:12])
 
+    uid_maps, gid_maps = user_mappings(paths, opts.userns, store)
+    # --userns=auto (as root): the container's root is the first id of its private block.
+    shift = (uid_maps[0].host_id, gid_maps[0].host_id) if uid_maps and not paths.rootless else (0, 0)
     root = Root(readonly=opts.read_only, userxattr=paths.rootless)
     if opts.rootfs:
         root.path = os.path.abspath(opts.rootfs)
-    elif opts.storage_driver == "copy":
+    elif opts.storage_driver == "copy" or shift != (0, 0):
         from engine.containers.copyroot import copy_layers
 
         root.path = str(cdir / "rootfs")
-        copy_layers([Path(p) for p in opts.layers], Path(root.path))
+        copy_layers([Path(p) for p in opts.layers], Path(root.path), shift=shift)
     else:
         (cdir / "upper").mkdir(mode=0o755)
         (cdir / "work").mkdir(mode=0o700)
@@ -302,9 +306,11 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
         seccomp_path = str(cdir / "seccomp.bpf")
         write_atomic(Path(seccomp_path), Path(opts.seccomp_program).read_bytes(), mode=0o600)
 
+    if shift != (0, 0):
+        for f in etc.values():  # the container's root may edit its /etc/hosts, as elsewhere
+            os.chown(f, *shift)
     image_volumes = sorted((cfg.get("Volumes") or {}).keys())
     spec_mounts, record_mounts, anonymous = _mounts(opts, store, Volumes(paths.root), image_volumes)
-    uid_maps, gid_maps = user_mappings(paths, opts.userns, store)
     namespaces = [n for n in NAMESPACES if n != "user" or uid_maps]
     if host_network:
         namespaces.remove("network")
@@ -337,7 +343,7 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
         "State": state.initial(), "Image": opts.image_id, "ImageName": opts.image,
         "ResolvConfPath": str(etc["/etc/resolv.conf"]), "HostnamePath": str(etc["/etc/hostname"]),
         "HostsPath": str(etc["/etc/hosts"]), "LogPath": str(store.log_path(cid)),
-        "Driver": "rootfs" if opts.rootfs else opts.storage_driver, "RestartCount": 0,
+        "Driver": "rootfs" if opts.rootfs else ("copy" if root.path else "overlay"), "RestartCount": 0,
         "Config": {
             "Hostname": hostname, "User": spec.process.user, "Env": spec.process.env,
             "Cmd": opts.command or (None if opts.entrypoint is not None else cfg.get("Cmd")),

@@ -55,8 +55,8 @@ def generate_name() -> str:
 class ContainerStore:
     def __init__(self, paths: Paths) -> None:
         self.paths = paths
-        # 0700 throughout: overlayfs reaches upper and work directories with the mounter's
-        # credentials, so no container user ever needs to traverse these directories itself.
+        # Directories are 0711: a --userns=auto container's init (an unprivileged host uid) must reach
+        # its own root and /etc files through them, but nobody may list them; records are 0600.
         self.base = paths.root / "containers"
         self.runbase = paths.runroot / "containers"
         self.names = self.base / ".names"
@@ -80,7 +80,7 @@ class ContainerStore:
     # --- creation ---------------------------------------------------------------------------------
     def reserve(self, name: str | None) -> tuple[str, str]:
         """A new container id and its name (given or generated), reserved atomically."""
-        self.base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.base.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.names.mkdir(exist_ok=True, mode=0o700)
         cid = secrets.token_hex(32)
         if name is not None:
@@ -101,7 +101,7 @@ class ContainerStore:
                 continue
             with os.fdopen(fd, "w") as f:
                 f.write(cid)
-            self.dir(cid).mkdir(mode=0o700, parents=True)
+            self.dir(cid).mkdir(mode=0o711)
             return cid, candidate
         raise ContainerError("could not generate a free container name")
 

@@ -9,18 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.runtime.support import Engine, engine  # noqa: F401 - fixture
-from tests.support.images import skopeo_push
-from tests.support.registry import Registry
+from tests.engine.runtime.support import Engine, busybox_image, engine  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starts real containers as root")
 
 
-@pytest.fixture(scope="module")
-def image(registry: Registry, busybox_layout: Path) -> str:
-    ref = f"{registry.host}/runtime/busybox:latest"
-    skopeo_push(busybox_layout, "busybox", ref)
-    return ref
+@pytest.fixture
+def image(busybox_image: str) -> str:
+    return busybox_image
 
 
 def test_run_pulls_then_uses_the_cache(engine: Engine, image: str) -> None:

@@ -31,6 +31,16 @@ def build_probe(out: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def busybox_image(registry: Any, busybox_layout: Path) -> str:
+    """The busybox test image (user app, 1000:1000) pushed to the session's loopback registry."""
+    from tests.support.images import skopeo_push
+
+    ref = f"{registry.host}/runtime/busybox:latest"
+    skopeo_push(busybox_layout, "busybox", ref)
+    return ref
+
+
+@pytest.fixture(scope="session")
 def probe_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A read-only-safe busybox root filesystem with /bin/probe (shared by the session's tests)."""
     root = tmp_path_factory.mktemp("probe-rootfs") / "rootfs"
