@@ -202,17 +202,22 @@ def _legacy_results(client: RegistryClient, checks: _Checks, ref: Reference, tar
             target.signatures.append(result.fail(f"layer media type {layer.descriptor.media_type!r} is not "
                                                  f"{legacy.expected_media_type(suffix)!r}"))
             continue
-        blob = client.fetch_blob(layer.tag_ref, layer.descriptor)
+        try:
+            blob = client.fetch_blob(layer.tag_ref, layer.descriptor)
+        except StockadeError as exc:
+            target.signatures.append(result.fail(f"cannot read the signature layer: {exc}"))
+            continue
         target.signatures.append(check_legacy(checks, blob, dict(layer.annotations), result, digest=target.digest,
                                               reference=ref, predicate_type=predicate_type))
 
 
 def _referrer_results(client: RegistryClient, checks: _Checks, ref: Reference, target: TargetResult,
-                      predicate_type: str) -> None:
+                      predicate_type: str | None) -> None:
     from engine.registry import ImageManifest, ManifestUnknownError
 
     from trust import oci, referrers
 
+    predicate_type = predicate_type or dsse.COSIGN_SIGN_PREDICATE
     listing = referrers.list_referrers(client, ref, target.digest)
     for desc in listing.descriptors:
         if not referrers.is_bundle_candidate(desc):
@@ -229,6 +234,9 @@ def _referrer_results(client: RegistryClient, checks: _Checks, ref: Reference, t
                 f"the referrers index lists {desc.digest}, but the registry has no such manifest "
                 "(a stale or tampered index)"))
             continue
+        except StockadeError as exc:
+            target.signatures.append(result.fail(f"cannot read the referrer: {exc}"))
+            continue
         manifest = found.parsed
         if not isinstance(manifest, ImageManifest) or manifest.artifact_type != referrers.BUNDLE_ARTIFACT:
             continue
@@ -242,7 +250,7 @@ def _referrer_results(client: RegistryClient, checks: _Checks, ref: Reference, t
             continue
         try:
             b = bundles.parse(client.fetch_blob(ref, layer), f"bundle {location}")
-        except SignatureDataError as exc:
+        except StockadeError as exc:
             target.signatures.append(result.fail(str(exc)))
             continue
         result.kind = "bundle-keyless" if b.keyless else "bundle-keyed"
@@ -323,8 +331,13 @@ def verify_image(client: RegistryClient, reference: Reference | str, requirement
             verdict.tag_authority = {"error": str(exc)}
     if requirements.wants_signatures:
         for target in targets:
-            _referrer_results(client, checks, ref, target, predicate_type or dsse.COSIGN_SIGN_PREDICATE)
-            _legacy_results(client, checks, ref, target, predicate_type)
+            for source, find in (("referrers", _referrer_results), ("legacy tag", _legacy_results)):
+                try:
+                    find(client, checks, ref, target, predicate_type)
+                except StockadeError as exc:
+                    # One broken source (a malformed index, an unreachable tag) must not hide the
+                    # signatures of another; nothing here can make the verdict positive by itself.
+                    target.errors.append(f"{source}: {exc}")
     verdict.expires = expires
     if cache is not None and verdict.ok:
         cache.put(resolved, key_parts, verdict)

@@ -264,6 +264,8 @@ def _print_verdict(verdict: Verdict) -> None:
     if verdict.tag_authority is not None:
         tuf = verdict.tag_authority
         print(f"  TUF: {tuf.get('error') or 'tag target ' + str(tuf.get('digest'))}")
+    if not verdict.signatures_required:
+        return
     for target in verdict.targets:
         print(f"  {target.role} {target.digest}: {'verified' if target.ok else 'NOT verified'}")
         for s in target.signatures:

@@ -209,6 +209,21 @@ def test_referrers_index_pointing_at_a_missing_manifest(image: tuple[str, str], 
     assert rc == 0 and doc["targets"][0]["invalid"] == []
 
 
+def test_a_broken_source_does_not_hide_the_others(image: tuple[str, str], key_files: tuple[Path, Path],
+                                                  client: Any) -> None:
+    ref_text, digest = image
+    ref = Reference.parse(ref_text)
+    sign(ref_text, key_files[0])
+    # the referrers tag holds an image manifest instead of an index
+    top = client.get_manifest(ref)
+    client.put_manifest(oci.at_tag(ref, oci.tag_for(digest)), top.raw, top.media_type)
+    rc, doc = verify(ref_text, "--key", key_files[1])
+    assert rc == 0
+    assert doc["targets"][0]["errors"] == [f"referrers: {ref.name}:{oci.tag_for(digest)} is not an index"]
+    r = stockade("verify", ref_text, "--key", key_files[1], "--no-cache")
+    assert "error   referrers:" in r.stdout
+
+
 def test_referrer_for_another_subject(image: tuple[str, str], key_files: tuple[Path, Path], client: Any) -> None:
     ref_text, digest = image
     ref = Reference.parse(ref_text)
