@@ -220,3 +220,17 @@ def test_signature_b64_is_what_the_payload_was_signed_with(vectors: Path) -> Non
     d = vectors / "sigstore-rs" / "legacy-keyed"
     key = load_public_key(d / "cosign.pub")
     assert key.verify(base64.b64decode((d / "signature.b64").read_text()), (d / "payload.json").read_bytes())
+
+
+def test_default_root_is_sigstore_pythons_public_good_root(vectors: Path) -> None:
+    from tests.support.cli import stockade
+
+    d = vectors / "sigstore-python" / "bundles"
+    _, _, _, identity, issuer = PASSING[3]
+    r = stockade("verify-blob", d / "bundle_v3_github.whl", "--bundle", d / "bundle_v3_github.whl.sigstore",
+                 "--certificate-identity", identity, "--certificate-oidc-issuer", issuer, "--offline", "-o", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["signature"]["identity"] == identity
+    r = stockade("verify-blob", d / "bundle_v3.txt", "--bundle", d / "bundle_v3.txt.sigstore",
+                 "--certificate-identity", "william@yossarian.net", "--certificate-oidc-issuer", GITHUB)
+    assert r.returncode == 1 and "certificate chain" in r.stdout  # a staging bundle, the production root
