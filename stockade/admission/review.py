@@ -57,7 +57,7 @@ def _text(value: Any) -> str:
 def parse_review(body: bytes) -> ReviewRequest:
     """The request inside an AdmissionReview body; raises ``ReviewError`` for every malformed form."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(body.decode("utf-8"))  # strictly UTF-8: json.loads(bytes) would guess UTF-16/32
     except UnicodeDecodeError:
         raise ReviewError(400, "the body is not UTF-8 JSON") from None
     except ValueError as exc:

@@ -187,6 +187,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def _linger(tls: ssl.SSLSocket, *, seconds: float = 1.0, limit: int = MAX_BODY_BYTES + 65536) -> None:
+    """Close our side first, then read what the client still sends (a refused body) until it closes.
+
+    Closing a socket with unread data makes the kernel send a reset, which can reach the client
+    before our answer does (a 413 would look like a dropped connection). After ``shutdown`` the TLS
+    layer is gone, so what is read here is discarded ciphertext.
+    """
+    tls.settimeout(seconds)
+    tls.shutdown(socket.SHUT_WR)
+    received = 0
+    while received < limit:
+        chunk = tls.recv(65536)
+        if not chunk:
+            return
+        received += len(chunk)
+
+
 class AdmissionHTTPServer(http.server.ThreadingHTTPServer):
     """``ThreadingHTTPServer`` with TLS per connection and a bound on concurrent connections."""
 
@@ -223,6 +240,7 @@ class AdmissionHTTPServer(http.server.ThreadingHTTPServer):
             return
         try:
             self.RequestHandlerClass(tls, client_address, self)
+            _linger(tls)
         except (ssl.SSLError, OSError) as exc:
             log.debug("connection from %s ended: %s", client_address[0], exc)
         finally:

@@ -79,8 +79,8 @@ class ImageVerifier:
         for reference, flight in flights.items():
             if not flight.done():
                 out[reference] = ImageFacts(reference, error=(
-                    f"verification did not finish within the {timeout:.1f} s left of this review's "
-                    "deadline (registry slow or unreachable); denied until it can be verified"))
+                    f"verification did not finish within the review's deadline ({max(timeout, 0.0):.1f} s were "
+                    "left): the registry is slow or unreachable; denied until it can be verified"))
                 continue
             try:
                 out[reference] = flight.result()
