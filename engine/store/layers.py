@@ -14,13 +14,16 @@ import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from engine.atomicfile import fsync_dir
-from engine.layers.model import LayerStats, UnpackLimits
+from engine.config import UnpackConfig
 from engine.registry.errors import VerificationError
 from engine.store.layout import StoreLayout, remove_tree
 from engine.store.locks import locked
+
+if TYPE_CHECKING:
+    from engine.layers.model import LayerStats
 
 METADATA = "layer.json"
 DIFF = "diff"
@@ -33,16 +36,18 @@ class LayerStage:
     chain_id: str
     final: Path
     tmp: Path
-    limits: UnpackLimits
+    limits: UnpackConfig
     rootless: bool
-    stats: LayerStats | None = None
+    stats: "LayerStats | None" = None
 
-    def apply(self, stream: BinaryIO, media_type: str) -> LayerStats:
-        from engine.layers import apply_layer  # the unpacker and its decompressors load only here
+    def apply(self, stream: BinaryIO, media_type: str) -> "LayerStats":
+        # The unpacker and its decompressors load only here, not for a store that is only read.
+        from engine.layers import UnpackLimits, apply_layer
 
         (self.tmp / DIFF).mkdir(mode=0o755)
-        self.stats = apply_layer(stream, self.tmp / DIFF, media_type=media_type, limits=self.limits,
-                                 rootless=self.rootless, mode="diff")
+        self.stats = apply_layer(stream, self.tmp / DIFF, media_type=media_type,
+                                 limits=UnpackLimits.from_config(self.limits), rootless=self.rootless,
+                                 mode="diff")
         return self.stats
 
     def commit(self, diff_id: str, parent: str | None, blob: str) -> None:
@@ -64,7 +69,7 @@ class LayerStage:
 
 
 class LayerStore:
-    def __init__(self, layout: StoreLayout, limits: UnpackLimits, *, rootless: bool) -> None:
+    def __init__(self, layout: StoreLayout, limits: UnpackConfig, *, rootless: bool) -> None:
         self.layout = layout
         self.limits = limits
         self.rootless = rootless

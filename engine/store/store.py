@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from engine.config import Config, Paths
 from engine.errors import NotFoundError
-from engine.layers.model import UnpackLimits
 from engine.reference import Reference, ReferenceError
 from engine.registry.manifest import Descriptor, ImageManifest, parse_manifest
 from engine.store.blobs import BlobStore
@@ -69,8 +68,7 @@ class Store:
         self.layout = StoreLayout(paths.root)
         self.blobs = BlobStore(self.layout)
         self.index = ImageIndex(self.layout)
-        self.layers = LayerStore(self.layout, UnpackLimits.from_config(config.unpack),
-                                 rootless=paths.rootless)
+        self.layers = LayerStore(self.layout, config.unpack, rootless=paths.rootless)
         self.max_document = config.unpack.max_manifest_size
 
     @contextmanager

@@ -13,16 +13,18 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from engine.errors import StockadeError, UsageError
 from engine.reference import Reference
-from engine.registry.client import RegistryClient
-from engine.registry.credentials import Credentials
 from engine.registry.platform import Platform
 from engine.store import Image, InUse, Store
 from stockade.context import Context
 from stockade.output import add_output_flag, human_size, print_json, print_mapping, print_table
+
+if TYPE_CHECKING:  # the network code loads only in the verbs that talk to a registry
+    from engine.registry.client import RegistryClient
+    from engine.registry.credentials import Credentials
 
 
 # --- shared helpers (also used by login and by the run pipeline) -----------------------------------
@@ -50,9 +52,12 @@ def add_registry_flags(p: argparse.ArgumentParser, *, creds: bool = True) -> Non
                        help="credentials for this command (prompted for the password if omitted)")
 
 
-def registry_client(ctx: Context, credentials: Credentials | None = None) -> RegistryClient:
+def registry_client(ctx: Context, credentials: "Credentials | None" = None) -> "RegistryClient":
     """A client from the configuration and the registry flags of this command (``credentials``
     replace any stored ones, as ``--creds`` does)."""
+    from engine.registry.client import RegistryClient
+    from engine.registry.credentials import Credentials
+
     args = ctx.args
     if credentials is None and getattr(args, "creds", None):
         user, sep, password = args.creds.partition(":")

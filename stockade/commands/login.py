@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.errors import NotFoundError, UsageError
 from engine.reference import DEFAULT_REGISTRY
-from engine.registry.credentials import Credentials, normalize_host
+from engine.registry.credentials import Credentials, normalize_host  # no network code: light
 from stockade.commands.images import add_registry_flags, registry_client
 from stockade.context import Context
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime
 import json
+import os
 import secrets
 import subprocess  # nosec B404 - starts the registry binary with an argument list
 import threading
@@ -121,8 +122,10 @@ def start_token_registry(workdir: Path) -> TokenRegistry:
         "auth:", "  token:", f"    realm: {realm}", f"    service: {SERVICE}", f"    issuer: {ISSUER}",
         f"    rootcertbundle: {workdir / 'token-signer.pem'}", ""]))
     log = open(workdir / "registry.log", "wb")  # noqa: SIM115 - owned by the child
+    # docker-registry reads REGISTRY_* variables as configuration (REGISTRY_AUTH_FILE would be auth.file)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log,  # nosec B603
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         try:

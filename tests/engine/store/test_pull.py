@@ -180,3 +180,25 @@ def test_one_failing_layer_cancels_the_pull(seeded: Store, make_client: Make, ho
     seeded.pull(Reference.parse(f"{hostile.host}/evil/app"), make_client())  # a re-run completes
     assert_consistent(seeded)
     assert json.loads(seeded.layout.index.read_text())["tags"][f"{hostile.host}/evil/app:latest"] == parts.digest
+
+
+@pytest.mark.xfail(strict=True, raises=LayerError, reason="engine/layers refuses a tar stream without end-of-archive blocks; "
+                                       "umoci insert writes such layers and GNU tar, Go's archive/tar "
+                                       "(Docker, podman, containerd) accept them")
+def test_layer_without_end_of_archive_blocks(store: Store, make_client: Make, hostile: Hostile) -> None:
+    import gzip as gz
+
+    from tests.engine.layers.builders import tar_bytes
+    from tests.engine.registry.oci import digest as sha
+
+    tar = tar_bytes([file("data", b"x" * 1024)])
+    trimmed = tar[:1536]  # header + data, no trailing zero blocks: what `umoci insert` produces
+    parts = make_image(diff_ids=[sha(trimmed)])
+    blob = gz.compress(trimmed, mtime=0)
+    manifest = json.loads(parts.manifest)
+    manifest["layers"][0].update(digest=digest_of(blob), size=len(blob))
+    hostile.image("umoci/insert", "latest", parts.config, [blob])
+    body = json.dumps(manifest).encode()
+    hostile.manifest("umoci/insert", "latest", body, mt.OCI_MANIFEST)
+    image = store.pull(Reference.parse(f"{hostile.host}/umoci/insert"), make_client()).image
+    assert (store.layer_dirs(image)[0] / "data").read_bytes() == b"x" * 1024

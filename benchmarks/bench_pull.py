@@ -1,0 +1,153 @@
+"""Pulling a 257 MiB, five-layer image of incompressible data from a local registry, side by side.
+
+The image is the note's "padded" image: busybox plus four layers of 64 MiB of random data each
+(gzip of random data is random data, so the compressed blobs are ~64 MiB too). It is built once
+with umoci (unpack, add, repack per layer) and cached under ``$STOCKADE_BENCH_WORK/pull`` (default
+``/var/tmp/stockade-bench/pull``); every run starts Debian's docker-registry on loopback and pushes
+it there with skopeo.
+
+Cases, interleaved, each into a fresh destination with dirty pages synced before every sample:
+
+* ``stockade pull``: the CLI as a user runs it (interpreter start included): download, verify digest
+  and size, write the blobs, **and unpack every layer** (verifying diff_ids) so ``run`` finds them;
+* ``skopeo copy``: ``skopeo copy docker://… oci:…``: download, verify, write blobs (no unpacking);
+* ``podman pull``: a throwaway ``--root``/``--runroot`` with the overlay driver: download and unpack.
+
+Target: ``stockade pull / skopeo copy`` at most 1.0. Printed beside the times: the data size and
+each case's throughput, and the floors that say what bounds a pull here (one core's sha256 rate,
+the disk's write rate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess  # nosec B404 - umoci, skopeo and podman run with argument lists
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.harness import Benchmark, run_timed, stockade_argv
+from tests.support.images import populate_busybox_rootfs
+from tests.support.registry import start_registry
+
+WORK = Path(os.environ.get("STOCKADE_BENCH_WORK", "/var/tmp/stockade-bench")) / "pull"
+LAYOUT = WORK / "oci"
+TAG = "padded"
+PAD_LAYERS, PAD_MIB, FILES_PER_LAYER = 4, 64, 4
+ROUNDS = int(os.environ.get("STOCKADE_BENCH_PULL_ROUNDS", "5"))
+
+
+def _run(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout  # nosec B603
+
+
+def build_image() -> Path:
+    """The cached OCI layout holding the padded image, built with umoci on first use."""
+    if (LAYOUT / "index.json").exists():
+        return LAYOUT
+    WORK.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=WORK, prefix="build-"))
+    layout, bundle = staging / "oci", staging / "bundle"
+    _run("umoci", "init", "--layout", str(layout))
+    _run("umoci", "new", "--image", f"{layout}:{TAG}")
+    _run("umoci", "unpack", "--image", f"{layout}:{TAG}", str(bundle))
+    populate_busybox_rootfs(bundle / "rootfs")
+    _run("umoci", "repack", "--image", f"{layout}:{TAG}", str(bundle))
+    _run("umoci", "config", "--image", f"{layout}:{TAG}", "--config.cmd=/bin/sh", "--os", "linux",
+         "--architecture", "amd64")
+    for layer in range(1, PAD_LAYERS + 1):
+        # One new layer per step: unpack the current image afresh, add 64 MiB, repack. (Repacking
+        # one bundle repeatedly would not stack layers; `umoci insert`, which the engine note
+        # used, writes tar streams without the end-of-archive blocks, which engine.layers refuses.)
+        shutil.rmtree(bundle)
+        _run("umoci", "unpack", "--image", f"{layout}:{TAG}", str(bundle))
+        pad = bundle / "rootfs" / f"pad{layer}"
+        pad.mkdir()
+        for n in range(FILES_PER_LAYER):
+            with open(pad / f"f{n}.bin", "wb") as f:
+                for _ in range(PAD_MIB // FILES_PER_LAYER):
+                    f.write(os.urandom(1024 * 1024))
+        _run("umoci", "repack", "--image", f"{layout}:{TAG}", str(bundle))
+    shutil.rmtree(bundle)
+    _run("umoci", "gc", "--layout", str(layout))
+    os.rename(layout, LAYOUT)
+    shutil.rmtree(staging)
+    return LAYOUT
+
+
+def _sha256_rate(size: int = 256 * 1024 * 1024) -> float:
+    """MiB/s of one core hashing with hashlib.sha256 in 1 MiB updates."""
+    block = os.urandom(1024 * 1024)
+    h = hashlib.sha256()
+    start = time.perf_counter()
+    for _ in range(size // len(block)):
+        h.update(block)
+    return size / (1024 * 1024) / (time.perf_counter() - start)
+
+
+def _write_rate(directory: Path, size: int = 256 * 1024 * 1024) -> float:
+    """MiB/s of writing and fsyncing one file on the destination's filesystem."""
+    block = os.urandom(1024 * 1024)
+    path = directory / "write-rate.bin"
+    start = time.perf_counter()
+    with open(path, "wb") as f:
+        for _ in range(size // len(block)):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+    elapsed = time.perf_counter() - start
+    path.unlink()
+    return size / (1024 * 1024) / elapsed
+
+
+def main() -> None:
+    layout = build_image()
+    runs = WORK / "runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    runs.mkdir(parents=True)
+    registry = start_registry(WORK / "registry", "plain")
+    try:
+        ref = f"{registry.host}/bench/padded:latest"
+        _run("skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{layout}:{TAG}", f"docker://{ref}")
+        manifest = json.loads(_run("skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"))
+        size = sum(layer["size"] for layer in manifest["layers"])
+        dest = runs / "dest"
+        env = dict(os.environ, STOCKADE_CONFIG=str(runs / "empty.toml"))
+        (runs / "empty.toml").write_text("")
+
+        def fresh(_: str) -> None:
+            if dest.exists():
+                subprocess.run(["rm", "-rf", str(dest)], check=True)  # nosec B603 B607
+            os.sync()
+
+        bench = Benchmark("pull", f"pull {size / 2**20:.0f} MiB in {len(manifest['layers'])} layers "
+                                  "(incompressible) from a loopback registry")
+        bench.case("stockade pull", lambda: run_timed(
+            stockade_argv("--root", str(dest), "pull", ref), env=env))
+        bench.case("skopeo copy", lambda: run_timed(
+            ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{dest}:x"]))
+        bench.case("podman pull", lambda: run_timed(
+            ["podman", "--root", str(dest / "root"), "--runroot", str(dest / "run"), "--storage-driver",
+             "overlay", "pull", "-q", "--tls-verify=false", ref]))
+        stats = bench.run(rounds=ROUNDS, warmup=1, before_each=fresh)
+        fresh("")
+        mib = size / 2**20
+        floors = {"sha256_one_core_mib_s": round(_sha256_rate(), 1),
+                  "write_fsync_mib_s": round(_write_rate(runs), 1)}
+        throughput = {name: round(mib / st.median, 1) for name, st in stats.items()}
+        print(f"  data: {mib:.1f} MiB compressed; throughput MiB/s: {throughput}")
+        print(f"  floors: sha256 {floors['sha256_one_core_mib_s']} MiB/s per core, "
+              f"write+fsync {floors['write_fsync_mib_s']} MiB/s")
+        bench.report(stats, [("stockade pull", "skopeo copy"), ("stockade pull", "podman pull")], unit="s",
+                     extra={"bytes": size, "layers": len(manifest["layers"]), "throughput_mib_s": throughput,
+                            **floors, "cpus": os.cpu_count()})
+    finally:
+        registry.stop()
+        shutil.rmtree(runs, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
