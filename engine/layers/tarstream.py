@@ -168,22 +168,8 @@ class TarReader:
             got += take
         return b"".join(parts)
 
-    def _skip(self, n: int) -> None:
-        while n:
-            avail = self._len - self._pos
-            if not avail:
-                if not self._refill():
-                    raise Refused("archive truncated inside an entry's data")
-                continue
-            take = n if n < avail else avail
-            self._pos += take
-            n -= take
-
-    def copy_to(self, fd: int, n: int) -> None:
-        """Write the next n bytes of the current entry's data to ``fd``."""
-        if n > self.left:
-            raise ValueError("copy past the entry's data")
-        write = os.write
+    def _spans(self, n: int) -> Iterator[memoryview]:
+        """The next n bytes as views into the decompressed chunks (no copy)."""
         while n:
             avail = self._len - self._pos
             if not avail:
@@ -191,10 +177,24 @@ class TarReader:
                     raise Refused("archive truncated inside this entry's data")
                 continue
             pos = self._pos
-            done = write(fd, self._mv[pos:pos + (n if n < avail else avail)])
-            self._pos = pos + done
-            n -= done
-            self.left -= done
+            take = n if n < avail else avail
+            self._pos = pos + take
+            n -= take
+            yield self._mv[pos:pos + take]
+
+    def _skip(self, n: int) -> None:
+        for _ in self._spans(n):
+            pass
+
+    def copy_to(self, fd: int, n: int) -> None:
+        """Write the next n bytes of the current entry's data to ``fd``."""
+        if n > self.left:
+            raise ValueError("copy past the entry's data")
+        self.left -= n
+        write = os.write
+        for span in self._spans(n):
+            while span:
+                span = span[write(fd, span):]
 
     def _meta(self, size: int, what: str) -> bytes:
         if size > META_MAX:
