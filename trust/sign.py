@@ -8,7 +8,6 @@ keyed bundle without a log entry is verified by Stockade's own code (see ``trust
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,10 +17,9 @@ from engine.registry import Descriptor, ImageIndex, Platform, RegistryClient
 from engine.registry.platform import select_manifest
 
 from trust import bundle, dsse, legacy, oci, referrers, simplesigning
-from trust.untrusted import b64
+from trust.untrusted import b64, file_sha256
 from trust.keys import PrivateKey
 
-CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -79,14 +77,6 @@ def attest_image(client: RegistryClient, ref: Reference, key: PrivateKey, predic
     tag_ref = legacy.append(client, ref, target.digest, legacy.ATT_SUFFIX, oci.dumps(envelope.to_json_obj()),
                             legacy.DSSE_ENVELOPE, {legacy.SIGNATURE: "", legacy.PREDICATE_TYPE: predicate_type})
     return Signed(target.digest, target.media_type, str(tag_ref), fmt, key.public.key_id)
-
-
-def file_sha256(path: Path) -> bytes:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            h.update(chunk)
-    return h.digest()
 
 
 def sign_blob(key: PrivateKey, path: Path) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from pathlib import Path
 
 from trust.errors import SignatureDataError, TrustError
@@ -26,6 +27,15 @@ def read_bounded(path: Path, limit: int, what: str, error: type[TrustError] = Tr
     if len(data) > limit:
         raise error(f"{what} {path} is larger than {limit} bytes")
     return data
+
+
+def file_sha256(path: Path, chunk: int = 1024 * 1024) -> bytes:
+    """SHA-256 of a file of any size, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while data := fh.read(chunk):
+            h.update(data)
+    return h.digest()
 
 
 def b64decode(value: object, what: str, error: type[TrustError] = SignatureDataError) -> bytes:

@@ -25,13 +25,13 @@ from engine.errors import StockadeError
 
 from trust import bundle as bundles
 from trust import dsse, rekor, simplesigning
-from trust.untrusted import b64decode
 from trust.errors import SignatureDataError, VerificationFailed
 from trust.keys import PublicKey
 from trust.options import SCOPES
 from trust.requirements import Requirements
 from trust.trustroot import TrustedRoot
-from trust.verdict import (VIA_FILE, VIA_LEGACY_TAG, SignatureResult, TargetResult, Verdict)
+from trust.untrusted import b64decode, file_sha256
+from trust.verdict import VIA_FILE, VIA_LEGACY_TAG, SignatureResult, TargetResult, Verdict
 
 if TYPE_CHECKING:
     from engine.reference import Reference
@@ -43,8 +43,9 @@ DEFAULT_TTL = 3600.0  # seconds a positive verdict is reused when nothing expire
 
 
 @dataclass
-class _Checks:
-    """Requirements plus the lazily loaded trusted root (only certificates and logs need it)."""
+class Checks:
+    """Requirements plus the trusted root, loaded on first use (only certificates and log entries
+    need it) and then shared by every signature of one verification."""
 
     req: Requirements
     _root: TrustedRoot | None = field(default=None)
@@ -85,7 +86,7 @@ def _check_statement(envelope: dsse.Envelope, digest: str, predicate_type: str,
 
 # --- bundles ---------------------------------------------------------------------------------------
 
-def check_bundle(checks: _Checks, b: bundles.Bundle, result: SignatureResult, *, digest: str,
+def check_bundle(checks: Checks, b: bundles.Bundle, result: SignatureResult, *, digest: str,
                  predicate_type: str | None, keep_statement: bool = False,
                  artifact_sha256: bytes | None = None, artifact: Callable[[], bytes] | None = None) -> SignatureResult:
     """Verify one bundle against the requirements; failures are recorded on ``result``."""
@@ -113,7 +114,7 @@ def check_bundle(checks: _Checks, b: bundles.Bundle, result: SignatureResult, *,
     return result
 
 
-def _check_bundle_log(checks: _Checks, b: bundles.Bundle, key: PublicKey, artifact_sha256: bytes | None,
+def _check_bundle_log(checks: Checks, b: bundles.Bundle, key: PublicKey, artifact_sha256: bytes | None,
                       result: SignatureResult) -> None:
     if not b.tlog_entries:
         if checks.req.require_tlog:
@@ -127,7 +128,7 @@ def _check_bundle_log(checks: _Checks, b: bundles.Bundle, key: PublicKey, artifa
 
 # --- legacy .sig/.att layers ----------------------------------------------------------------------
 
-def _keyed_legacy_log(checks: _Checks, annotation: str | None, signature: bytes, key: PublicKey,
+def _keyed_legacy_log(checks: Checks, annotation: str | None, signature: bytes, key: PublicKey,
                       payload_sha256: bytes, result: SignatureResult) -> None:
     if not annotation:
         if checks.req.require_tlog:
@@ -139,7 +140,7 @@ def _keyed_legacy_log(checks: _Checks, annotation: str | None, signature: bytes,
     result.log = _log(entry.log_index, entry.integrated_time)
 
 
-def check_legacy(checks: _Checks, blob: bytes, annotations: dict[str, str], result: SignatureResult, *,
+def check_legacy(checks: Checks, blob: bytes, annotations: dict[str, str], result: SignatureResult, *,
                  digest: str, reference: Reference | None, predicate_type: str | None) -> SignatureResult:
     """Verify one legacy layer: ``blob`` is a simple-signing payload (``predicate_type`` None) or a
     DSSE envelope (an attestation)."""
@@ -189,7 +190,7 @@ def check_legacy(checks: _Checks, blob: bytes, annotations: dict[str, str], resu
 
 # --- images -----------------------------------------------------------------------------------------
 
-def _legacy_results(client: RegistryClient, checks: _Checks, ref: Reference, target: TargetResult,
+def _legacy_results(client: RegistryClient, checks: Checks, ref: Reference, target: TargetResult,
                     predicate_type: str | None) -> None:
     from trust import legacy
 
@@ -211,7 +212,7 @@ def _legacy_results(client: RegistryClient, checks: _Checks, ref: Reference, tar
                                               reference=ref, predicate_type=predicate_type))
 
 
-def _referrer_results(client: RegistryClient, checks: _Checks, ref: Reference, target: TargetResult,
+def _referrer_results(client: RegistryClient, checks: Checks, ref: Reference, target: TargetResult,
                       predicate_type: str | None) -> None:
     from engine.registry import ImageManifest, ManifestUnknownError
 
@@ -295,7 +296,7 @@ def verify_image(client: RegistryClient, reference: Reference | str, requirement
     ref = Reference.parse(reference) if isinstance(reference, str) else reference
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}")
-    checks = _Checks(requirements)
+    checks = Checks(requirements)
     root_hash = requirements.trusted_root.sha256 if requirements.trusted_root else TrustedRoot.load().sha256
     key_parts = {"platform": platform, "scope": scope, "predicate_type": predicate_type, "root": root_hash,
                  "requirements": requirements.canonical(),
@@ -346,23 +347,23 @@ def verify_image(client: RegistryClient, reference: Reference | str, requirement
 
 # --- blobs ------------------------------------------------------------------------------------------
 
-def verify_blob(path: Path, bundle_path: Path, requirements: Requirements) -> SignatureResult:
+def verify_blob(path: Path, bundle_path: Path, requirements: Requirements, *,
+                sha256: bytes | None = None) -> SignatureResult:
     """Verify a file against a Sigstore bundle. For a DSSE bundle the file must be the in-toto
-    statement's subject (any predicate type); for a message signature, what was signed."""
-    from trust.sign import file_sha256
-
+    statement's subject (any predicate type); for a message signature, what was signed.
+    ``sha256`` is the file's digest when the caller has it already."""
     try:
         raw = bundle_path.read_bytes()
     except OSError as exc:
         raise VerificationFailed(f"cannot read bundle {bundle_path}: {exc.strerror}") from None
-    sha = file_sha256(path)
+    sha = sha256 or file_sha256(path)
     result = SignatureResult(kind="bundle", via=VIA_FILE, location=str(bundle_path))
     try:
         b = bundles.parse(raw, f"bundle {bundle_path}")
     except SignatureDataError as exc:
         return result.fail(str(exc))
     result.kind = "bundle-keyless" if b.keyless else "bundle-keyed"
-    check_bundle(_Checks(requirements), b, result, digest="sha256:" + sha.hex(), predicate_type=None,
+    check_bundle(Checks(requirements), b, result, digest="sha256:" + sha.hex(), predicate_type=None,
                  artifact_sha256=sha, artifact=path.read_bytes)
     if result.ok and b.envelope is not None:
         try:

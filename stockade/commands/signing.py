@@ -306,7 +306,8 @@ def cmd_verify_attestation(ctx: Context) -> int:
 def cmd_sign_blob(ctx: Context) -> int:
     from engine.atomicfile import write_atomic
 
-    from trust.sign import file_sha256, sign_blob
+    from trust.sign import sign_blob
+    from trust.untrusted import file_sha256
 
     path, out = Path(ctx.args.file), Path(ctx.args.bundle)
     if not path.is_file():
@@ -323,15 +324,16 @@ def cmd_sign_blob(ctx: Context) -> int:
 
 
 def cmd_verify_blob(ctx: Context) -> int:
-    from trust.sign import file_sha256
+    from trust.untrusted import file_sha256
     from trust.verify import verify_blob
 
     path = Path(ctx.args.file)
     if not path.is_file():
         raise UsageError(f"{path} is not a file")
-    result = verify_blob(path, Path(ctx.args.bundle), _requirements(ctx))
+    sha = file_sha256(path)
+    result = verify_blob(path, Path(ctx.args.bundle), _requirements(ctx), sha256=sha)
     if ctx.output == "json":
-        print_json({"file": str(path), "sha256": file_sha256(path).hex(), "verified": result.ok,
+        print_json({"file": str(path), "sha256": sha.hex(), "verified": result.ok,
                     "signature": result.to_json()})
     elif result.ok:
         print(f"Verified OK: {path} ({_signature_line(result)})")

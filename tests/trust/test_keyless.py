@@ -24,7 +24,7 @@ from trust.identity import IdentityMatcher
 from trust.requirements import Requirements
 from trust.trustroot import TrustedRoot
 from trust.verdict import SignatureResult
-from trust.verify import _Checks, check_bundle, check_legacy, verify_blob
+from trust.verify import Checks, check_bundle, check_legacy, verify_blob
 
 WHO, ISSUER = "dev@example.com", "https://issuer.example"
 DIGEST = "sha256:" + "5a" * 32
@@ -50,7 +50,7 @@ def _statement(digest: str = DIGEST) -> bytes:
 
 
 def _check(root: TrustedRoot, raw: bytes, digest: str = DIGEST, **kw: object) -> SignatureResult:
-    return check_bundle(_Checks(_req(root, **kw)), bundles.parse(raw),  # type: ignore[arg-type]
+    return check_bundle(Checks(_req(root, **kw)), bundles.parse(raw),  # type: ignore[arg-type]
                         SignatureResult("bundle-keyless", "test", "t"), digest=digest,
                         predicate_type=dsse.COSIGN_SIGN_PREDICATE)
 
@@ -59,7 +59,7 @@ def _legacy(root: TrustedRoot, payload: bytes, sig: bytes, pem: bytes, annotatio
             digest: str = DIGEST, **kw: object) -> SignatureResult:
     annotations = {"dev.cosignproject.cosign/signature": base64.b64encode(sig).decode(),
                    "dev.sigstore.cosign/certificate": pem.decode(), "dev.sigstore.cosign/bundle": annotation}
-    return check_legacy(_Checks(_req(root, **kw)), payload, annotations,  # type: ignore[arg-type]
+    return check_legacy(Checks(_req(root, **kw)), payload, annotations,  # type: ignore[arg-type]
                         SignatureResult("cosign-keyless", "test", "t"), digest=digest, reference=None,
                         predicate_type=None)
 
@@ -84,7 +84,7 @@ def test_regexp_identity_must_match_whole(instance: SigstoreInstance, root: Trus
     partial = Requirements(identities=(IdentityMatcher(identity_regexp=r"@example\.com", issuer=ISSUER),),
                            trusted_root=root)
     for req, ok in ((whole, True), (partial, False)):
-        result = check_bundle(_Checks(req), bundles.parse(raw), SignatureResult("b", "t", "t"), digest=DIGEST,
+        result = check_bundle(Checks(req), bundles.parse(raw), SignatureResult("b", "t", "t"), digest=DIGEST,
                               predicate_type=dsse.COSIGN_SIGN_PREDICATE)
         assert result.ok is ok, result.reasons
     assert "the whole identity must match" in result.reasons[0]
@@ -178,7 +178,7 @@ def test_keyless_needs_an_identity_requirement(instance: SigstoreInstance, root:
 
     assert isinstance(ecdsa_key, PrivateKey)
     req = Requirements(keys=(ecdsa_key.public,), trusted_root=root)
-    result = check_bundle(_Checks(req), bundles.parse(instance.dsse_bundle(dsse.INTOTO_PAYLOAD_TYPE, _statement(),
+    result = check_bundle(Checks(req), bundles.parse(instance.dsse_bundle(dsse.INTOTO_PAYLOAD_TYPE, _statement(),
                                                                            WHO, ISSUER)),
                           SignatureResult("b", "t", "t"), digest=DIGEST, predicate_type=dsse.COSIGN_SIGN_PREDICATE)
     assert not result.ok and "give --certificate-identity" in result.reasons[0]

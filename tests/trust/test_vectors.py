@@ -18,7 +18,7 @@ from trust.keys import load_public_key
 from trust.requirements import Requirements
 from trust.trustroot import TrustedRoot
 from trust.verdict import SignatureResult
-from trust.verify import _Checks, check_bundle, check_legacy, verify_blob
+from trust.verify import Checks, check_bundle, check_legacy, verify_blob
 
 GITHUB = "https://github.com/login/oauth"
 ACTIONS = "https://token.actions.githubusercontent.com"
@@ -127,16 +127,16 @@ def test_cosign_attestation_bundle_binds_its_subject(vectors: Path) -> None:
     req = _req(vectors / "cosign" / "trusted_root_pgi.json", "cody@soyland.com", GITHUB)
     predicate = "https://cosign.sigstore.dev/attestation/v1"
     good = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
-    ok = check_bundle(_Checks(req), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
+    ok = check_bundle(Checks(req), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
                       digest=good, predicate_type=predicate, keep_statement=True)
     assert ok.ok, ok.reasons
     assert ok.statement and ok.statement["predicate"]["Data"] == '{"foo": "bar"}\n'
-    other = check_bundle(_Checks(req), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
+    other = check_bundle(Checks(req), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
                          digest="sha256:" + "0" * 64, predicate_type=predicate)
     assert not other.ok and "subject does not include" in other.reasons[0]
     regexp = Requirements(identities=(IdentityMatcher(identity_regexp=r".*@example\.com", issuer=GITHUB),),
                           trusted_root=TrustedRoot.load(vectors / "cosign" / "trusted_root_pgi.json"))
-    mismatch = check_bundle(_Checks(regexp), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
+    mismatch = check_bundle(Checks(regexp), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
                             digest=good, predicate_type=predicate)
     assert not mismatch.ok and "does not match" in mismatch.reasons[0]
 
@@ -147,11 +147,11 @@ def test_cosign_v3_image_signature_from_sigstore_rs(vectors: Path) -> None:
                "https://github.com/kubewarden/kubewarden-controller/.github/workflows/release.yml@refs/tags/v1.34.0",
                ACTIONS)
     digest = "sha256:c811d58de79c92f03214e63aa339484e488d694ae8a6283b5f3f17a9faf50172"
-    good = check_bundle(_Checks(req), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
+    good = check_bundle(Checks(req), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
                         digest=digest, predicate_type="https://sigstore.dev/cosign/sign/v1")
     assert good.ok, good.reasons
     assert good.log == {"index": 1261105807, "integrated_time": 1775719409}
-    bad = check_bundle(_Checks(req), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
+    bad = check_bundle(Checks(req), bundles.parse(raw), SignatureResult("bundle-keyless", "file", "v"),
                        digest="sha256:" + "1" * 64, predicate_type="https://sigstore.dev/cosign/sign/v1")
     assert not bad.ok
 
@@ -169,11 +169,11 @@ def test_legacy_keyed_signature(vectors: Path) -> None:
     payload, annotations = _legacy(vectors, "legacy-keyed")
     digest = "sha256:f3cfc9d0dbf931d3db4685ec659b7ac68e2a578219da4aae65427886e649b06b"
     good = Requirements(keys=(load_public_key(vectors / "sigstore-rs/legacy-keyed/cosign.pub"),))
-    result = check_legacy(_Checks(good), payload, annotations, SignatureResult("cosign-keyed", "file", "v"),
+    result = check_legacy(Checks(good), payload, annotations, SignatureResult("cosign-keyed", "file", "v"),
                           digest=digest, reference=None, predicate_type=None)
     assert result.ok, result.reasons
     wrong = Requirements(keys=(load_public_key(vectors / "sigstore-rs/legacy-keyed/wrong.pub"),))
-    result = check_legacy(_Checks(wrong), payload, annotations, SignatureResult("cosign-keyed", "file", "v"),
+    result = check_legacy(Checks(wrong), payload, annotations, SignatureResult("cosign-keyed", "file", "v"),
                           digest=digest, reference=None, predicate_type=None)
     assert not result.ok and "does not verify with the given key" in result.reasons[0]
 
@@ -185,12 +185,12 @@ def test_legacy_keyless_signature_with_rekor_set(vectors: Path) -> None:
     matcher = (IdentityMatcher(identity="flavio@castelli.me", issuer_regexp=".*"),)
     # The 2021 certificate predates embedded SCTs: cosign needs --insecure-ignore-sct for it too.
     req = Requirements(identities=matcher, trusted_root=root, ignore_sct=True, require_tlog=True)
-    result = check_legacy(_Checks(req), payload, annotations, SignatureResult("cosign-keyless", "file", "v"),
+    result = check_legacy(Checks(req), payload, annotations, SignatureResult("cosign-keyless", "file", "v"),
                           digest=digest, reference=None, predicate_type=None)
     assert result.ok, result.reasons
     assert result.log == {"index": 783607, "integrated_time": 1634714717}
     strict = Requirements(identities=matcher, trusted_root=root)
-    result = check_legacy(_Checks(strict), payload, annotations, SignatureResult("cosign-keyless", "file", "v"),
+    result = check_legacy(Checks(strict), payload, annotations, SignatureResult("cosign-keyless", "file", "v"),
                           digest=digest, reference=None, predicate_type=None)
     assert not result.ok and "signed certificate timestamp" in result.reasons[0]
 
@@ -202,7 +202,7 @@ def test_legacy_keyless_set_with_a_changed_body_fails(vectors: Path) -> None:
     annotations["dev.sigstore.cosign/bundle"] = json.dumps(doc)
     req = Requirements(identities=(IdentityMatcher(identity="flavio@castelli.me", issuer_regexp=".*"),),
                        trusted_root=TrustedRoot.load(_roots(vectors)["production"]), ignore_sct=True)
-    result = check_legacy(_Checks(req), payload, annotations, SignatureResult("cosign-keyless", "file", "v"),
+    result = check_legacy(Checks(req), payload, annotations, SignatureResult("cosign-keyless", "file", "v"),
                           digest="sha256:5f481572d088dc4023afb35fced9530ced3d9b03bf7299c6f492163cb9f0452e",
                           reference=None, predicate_type=None)
     assert not result.ok and "signed entry timestamp does not verify" in result.reasons[0]
