@@ -168,13 +168,13 @@ class TarReader:
             got += take
         return b"".join(parts)
 
-    def _spans(self, n: int) -> Iterator[memoryview]:
+    def _spans(self, n: int, inside: str) -> Iterator[memoryview]:
         """The next n bytes as views into the decompressed chunks (no copy)."""
         while n:
             avail = self._len - self._pos
             if not avail:
                 if not self._refill():
-                    raise Refused("archive truncated inside this entry's data")
+                    raise Refused(f"archive truncated inside {inside}")
                 continue
             pos = self._pos
             take = n if n < avail else avail
@@ -183,7 +183,7 @@ class TarReader:
             yield self._mv[pos:pos + take]
 
     def _skip(self, n: int) -> None:
-        for _ in self._spans(n):
+        for _ in self._spans(n, "an entry's data or padding"):
             pass
 
     def copy_to(self, fd: int, n: int) -> None:
@@ -192,7 +192,7 @@ class TarReader:
             raise ValueError("copy past the entry's data")
         self.left -= n
         write = os.write
-        for span in self._spans(n):
+        for span in self._spans(n, "this entry's data"):
             while span:
                 span = span[write(fd, span):]
 
@@ -211,7 +211,11 @@ class TarReader:
             pass
 
     def entries(self) -> Iterator[TarEntry]:
-        """Yield each entry; stop at the end-of-archive block; Refused on anything malformed."""
+        """Yield each entry; stop at the end-of-archive block, or at the end of the stream on a
+        block boundary (``umoci insert`` writes layers without end blocks, and GNU tar, Go's
+        archive/tar and tarfile all accept them; a stream cut at an entry boundary is then caught
+        by the caller's diff_id check, and a cut compressed stream by its decompressor).
+        Refused on anything malformed, including a stream that ends inside a block."""
         global_pax: dict[str, bytes] = {}
         pax: dict[str, bytes] = {}
         long_name = long_link = b""
@@ -221,8 +225,11 @@ class TarReader:
             if pending_skip:
                 self._skip(pending_skip)
             block = self._read(BLOCK)
+            if not block and not meta_run:
+                return
             if len(block) != BLOCK:
-                raise Refused("archive ends without an end-of-archive block (truncated?)")
+                raise Refused("archive truncated inside a header" if block
+                              else "archive ends after a PAX or long-name header")
             if block == _ZERO_BLOCK:
                 if meta_run:
                     raise Refused("archive ends after a PAX or long-name header")

@@ -79,9 +79,20 @@ def test_truncated_plain_tar_inside_data(sandbox: Sandbox) -> None:
 
 
 def test_plain_tar_without_end_marker(sandbox: Sandbox) -> None:
-    blob = tar_bytes([file("a", b"x")])[:1024]  # header and data, no end-of-archive blocks
-    with pytest.raises(LayerError, match=r"without an end-of-archive block .*after entry 'a'"):
-        apply(blob, sandbox.dest, media_type=TAR)
+    """What ``umoci insert`` writes: accepted, as GNU tar, Go's archive/tar and tarfile do."""
+    raw = tar_bytes([file("a", b"x" * 1024)])[:1536]  # header and data, no end-of-archive blocks
+    stats = apply(compress(raw, GZIP), sandbox.dest)
+    assert (sandbox.dest / "a").read_bytes() == b"x" * 1024
+    assert (stats.size, stats.entries) == (1536, 1)
+
+
+def test_plain_tar_ending_inside_a_block(sandbox: Sandbox) -> None:
+    """umoci 0.4.7 also omits the padding after a file's last partial block; GNU tar, Go's
+    archive/tar and tarfile refuse that (unexpected EOF), and so do we."""
+    raw = tar_bytes([file("a", b"x" * 1000)])[:1512]
+    with pytest.raises(LayerError, match=r"archive truncated inside an entry's data or padding "
+                                         r"\(after entry 'a'\)"):
+        apply(compress(raw, GZIP), sandbox.dest)
 
 
 def test_header_checksum_mismatch(sandbox: Sandbox) -> None:
