@@ -52,7 +52,31 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Verbs whose start latency is a feature (``run`` above all): only the module that owns them is
+# imported and registered. ``stockade --help`` and every other verb build the full parser.
+FAST_VERBS: dict[str, str] = {verb: "stockade.commands.containers" for verb in (
+    "run", "create", "start", "stop", "restart", "kill", "rm", "ps", "logs", "exec", "top", "wait")}
+_GLOBAL_WITH_VALUE = ("--root", "--runroot", "--config")
+
+
+def _fast_module(argv: Sequence[str]) -> str | None:
+    """The one command module ``argv``'s verb needs, if it is a fast verb and no global help is asked."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help", "--version"):
+            return None
+        if arg in _GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        return FAST_VERBS.get(arg)
+    return None
+
+
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = _Parser(prog="stockade",
                      description="Run signed container images under enforced hardening.")
     parser.add_argument("--version", action="version", version=f"stockade version {__version__}")
@@ -67,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "~/.config/stockade/config.toml; env STOCKADE_CONFIG)")
     parser.add_argument("--debug", action="store_true", help="print a traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -77,8 +101,10 @@ def _report(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    fast = _fast_module(arguments)
+    parser = build_parser((fast,) if fast else COMMAND_MODULES)
+    args = parser.parse_args(arguments)
     handler: Handler | None = getattr(args, "func", None)
     if handler is None:
         parser.print_help(sys.stderr)

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.atomicfile import write_atomic
 from engine.config import Paths
 from engine.containers import state
-from engine.containers.store import ContainerError, ContainerStore
+from engine.containers.store import ContainerError, ContainerStore, write_file
 from engine.errors import StockadeError
 from engine.runtime import idmap
 from engine.spec import (NAMESPACES, CapabilitySets, IDMapping, Mount, Process, Resources, Rlimit,
@@ -297,14 +296,14 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
 
     etc = {"/etc/hostname": cdir / "hostname", "/etc/hosts": cdir / "hosts",
            "/etc/resolv.conf": cdir / "resolv.conf"}
-    write_atomic(etc["/etc/hostname"], f"{hostname}\n".encode())
-    write_atomic(etc["/etc/hosts"], _hosts(hostname, host_network).encode())
-    write_atomic(etc["/etc/resolv.conf"], _resolv_conf().encode())
+    write_file(etc["/etc/hostname"], f"{hostname}\n".encode())
+    write_file(etc["/etc/hosts"], _hosts(hostname, host_network).encode())
+    write_file(etc["/etc/resolv.conf"], _resolv_conf().encode())
 
     seccomp_path = ""
     if opts.seccomp_program:
         seccomp_path = str(cdir / "seccomp.bpf")
-        write_atomic(Path(seccomp_path), Path(opts.seccomp_program).read_bytes(), mode=0o600)
+        write_file(Path(seccomp_path), Path(opts.seccomp_program).read_bytes(), mode=0o600)
 
     if shift != (0, 0):
         for f in etc.values():  # the container's root may edit its /etc/hosts, as elsewhere
@@ -336,7 +335,7 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
         cgroup_parent=cgroup_parent, masked_paths=list(opts.masked_paths),
         readonly_paths=list(opts.readonly_paths), seccomp_bpf=seccomp_path,
         privileged=opts.privileged, etc_files={k: str(v) for k, v in etc.items()})
-    write_atomic(store.spec_path(cid), spec.to_json().encode(), mode=0o600)
+    write_file(store.spec_path(cid), spec.to_json().encode(), mode=0o600)
 
     doc: dict[str, Any] = {
         "Id": cid, "Name": f"/{name}", "Created": state.now(), "Path": args[0], "Args": args[1:],

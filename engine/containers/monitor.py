@@ -30,7 +30,6 @@ from engine.containers import state
 from engine.containers.logs import JsonFileWriter
 from engine.containers.store import ContainerStore
 from engine.errors import StockadeError
-from engine.host import probe_cgroups
 from engine.runtime import cgroups
 from engine.runtime.channel import CommandError, LaunchError
 from engine.runtime.init import exit_code
@@ -64,10 +63,15 @@ def read_program(spec: Spec) -> bytes:
 
 def container_cgroup(paths: Paths, spec: Spec, cid: str) -> cgroups.Cgroup | None:
     """The cgroup a container gets, or None where this user cannot manage cgroups (rootless on v1)."""
+    r = spec.resources
+    if r.memory is None and r.pids is None and r.cpu_quota is None:
+        return None  # no limits, no cgroup (and no need to read the host's cgroup layout)
+    from engine.host import probe_cgroups
+
     info = probe_cgroups()
     if paths.rootless and info.manager != "v2":
         return None
-    return cgroups.for_container(info, spec.cgroup_parent, cid)
+    return cgroups.for_container(info, spec.cgroup_parent, cid, spec.resources)
 
 
 def _start(paths: Paths, store: ContainerStore, cid: str, stdio: Stdio,

@@ -13,7 +13,7 @@ Layout (``<root>`` is the store root, ``<runroot>`` the runtime directory)::
                                             container's own mount namespace)
 
 Every record change is a read-modify-write under the container's lock and an atomic replace, so the
-record on disk is always whole, whoever crashes. A record is the truth about what was asked; whether
+record on disk is always whole, whichever process crashes (``write_file``). A record is the truth about what was asked; whether
 a container still runs is checked against the kernel (process start times), see ``state.py``.
 """
 
@@ -23,12 +23,10 @@ import fcntl
 import json
 import os
 import re
-import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from engine.atomicfile import write_atomic
 from engine.config import Paths
 from engine.errors import NotFoundError, StockadeError
 
@@ -40,6 +38,23 @@ _NOUNS = ("anchor", "bastion", "citadel", "donjon", "embrasure", "fort", "gate",
           "moat", "outpost", "palisade", "rampart", "redoubt", "sentry", "tower", "turret", "ward")
 
 
+def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path`` atomically (temporary name in the same directory, then rename).
+
+    Not fsynced, on purpose: a rename is atomic against a crash of any process, which is what a
+    container's state must survive; after a power loss no container is running anyway, and the
+    writes sit on the start path of every container."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class ContainerError(StockadeError):
     """A container operation cannot be done in the container's current state."""
 
@@ -49,7 +64,8 @@ class NameInUseError(ContainerError):
 
 
 def generate_name() -> str:
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
+    a, n = os.urandom(2)
+    return f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_NOUNS[n % len(_NOUNS)]}_{os.urandom(2).hex()}"
 
 
 class ContainerStore:
@@ -82,7 +98,7 @@ class ContainerStore:
         """A new container id and its name (given or generated), reserved atomically."""
         self.base.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.names.mkdir(exist_ok=True, mode=0o700)
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()
         if name is not None:
             name = name.lstrip("/")
             if not NAME_RE.match(name):
@@ -134,7 +150,7 @@ class ContainerStore:
         return doc
 
     def save(self, doc: dict[str, Any]) -> None:
-        write_atomic(self.record_path(doc["Id"]), json.dumps(doc, indent=1).encode(), mode=0o600)
+        write_file(self.record_path(doc["Id"]), json.dumps(doc, indent=1).encode(), mode=0o600)
 
     @contextmanager
     def locked(self, cid: str) -> Iterator[None]:

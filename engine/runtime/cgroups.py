@@ -1,7 +1,8 @@
 """Resource limits and accounting through cgroups, v1 and v2, chosen as ``stockade info`` reports.
 
-A container gets the cgroup ``<parent>/<id>`` (``stockade/<id>`` by default, at the hierarchy root as
-Docker's cgroupfs driver does) in every controller the manager uses. The monitor writes the init
+A container with limits gets the cgroup ``<parent>/<id>`` (``stockade/<id>`` by default, at the
+hierarchy root as Docker's cgroupfs driver does) in the controllers its limits need; a container
+without limits gets none (its processes are still tracked by its PID namespace). The monitor writes the init
 process's pid there before the container unshares its cgroup namespace, so the container sees its own
 cgroup as ``/`` and every process it starts is accounted to it.
 
@@ -27,7 +28,7 @@ from engine.errors import StockadeError
 from engine.host import CgroupInfo
 from engine.spec import Resources
 
-V1_CONTROLLERS = ("memory", "pids", "cpu", "cpuacct")
+V1_CONTROLLERS = ("memory", "pids", "cpu")
 V2_CONTROLLERS = ("memory", "pids", "cpu")
 
 
@@ -193,13 +194,20 @@ class CgroupV2(Cgroup):
         return {"version": "v2", "mount": str(self.mount), "relative": self.relative}
 
 
-def for_container(info: CgroupInfo, parent: str, container_id: str) -> Cgroup | None:
-    """The cgroup a container gets on this host, or None where the engine cannot manage cgroups."""
+def for_container(info: CgroupInfo, parent: str, container_id: str,
+                  resources: Resources) -> Cgroup | None:
+    """The cgroup a container gets on this host for its limits, or None when it has none (or where
+    the engine cannot manage cgroups). On v1 only the controllers its limits need are joined: moving
+    a process into a v1 cgroup costs milliseconds per controller, on every container start."""
     relative = os.path.join(parent.strip("/") or "stockade", container_id)
+    wanted = [c for c, v in (("memory", resources.memory), ("pids", resources.pids),
+                             ("cpu", resources.cpu_quota)) if v is not None]
+    if not wanted:
+        return None
     if info.manager == "v2" and info.v2_mount:
         return CgroupV2(Path(info.v2_mount), relative)
     if info.manager == "v1":
-        return CgroupV1.under(info.v1_mounts, relative)
+        return CgroupV1.under({c: info.v1_mounts[c] for c in wanted if c in info.v1_mounts}, relative)
     return None
 
 

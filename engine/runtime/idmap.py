@@ -13,7 +13,6 @@ Root writes ``/proc/PID/uid_map`` directly; the maps are written by the parent w
 from __future__ import annotations
 
 import os
-import subprocess  # nosec B404 - runs newuidmap/newgidmap with argument lists
 from dataclasses import dataclass
 
 from engine.errors import StockadeError
@@ -98,6 +97,8 @@ def _format(maps: list[IDMapping]) -> str:
 def write(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping], *, helper: bool) -> None:
     """Give process ``pid`` (just unshared into a new user namespace) its id mappings."""
     if helper:
+        import subprocess  # nosec B404 - newuidmap/newgidmap with argument lists; rootless only
+
         for name, maps in (("newuidmap", uid_maps), ("newgidmap", gid_maps)):
             argv = [_helper(name), str(pid)]
             for m in maps:

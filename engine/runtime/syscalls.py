@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 # --- constants (linux/sched.h, linux/mount.h, linux/prctl.h, linux/capability.h) -------------------
 CLONE_NEWNS = 0x00020000
@@ -80,7 +79,7 @@ _SYSCALL_NUMBERS = {
                 "close_range": 436, "open_tree": 428, "move_mount": 429,
                 "mount_setattr": 442},
 }
-ARCH = platform.machine()
+ARCH = os.uname().machine
 _NR = _SYSCALL_NUMBERS.get(ARCH, {})
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ class ProfileError(StockadeError):
 
 def host_arch() -> tuple[str, str]:
     """(SCMP_ARCH_* token, Go architecture name) of this machine."""
-    machine = platform.machine()
+    machine = os.uname().machine
     if machine not in HOST_ARCHES:
         raise ProfileError(f"seccomp profiles are not supported on {machine}")
     return HOST_ARCHES[machine]

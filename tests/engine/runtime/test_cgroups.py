@@ -21,10 +21,11 @@ def _v1(tmp_path: Path) -> dict[str, str]:
 
 def test_v1_limits_and_oom(tmp_path: Path) -> None:
     info = CgroupInfo(layout="hybrid", v2_mount=None, v2_controllers=(), v1_mounts=_v1(tmp_path))
-    cg = for_container(info, "stockade", "abc")
+    limits = Resources(memory=64 << 20, pids=5, cpu_quota=50000, cpu_period=100000)
+    cg = for_container(info, "stockade", "abc", limits)
     assert isinstance(cg, CgroupV1)
     cg.create()
-    cg.apply(Resources(memory=64 << 20, pids=5, cpu_quota=50000, cpu_period=100000))
+    cg.apply(limits)
     assert (tmp_path / "memory/stockade/abc/memory.limit_in_bytes").read_text() == str(64 << 20)
     assert (tmp_path / "pids/stockade/abc/pids.max").read_text() == "5"
     assert (tmp_path / "cpu/stockade/abc/cpu.cfs_quota_us").read_text() == "50000"
@@ -50,14 +51,15 @@ def test_v1_missing_controller(tmp_path: Path) -> None:
 def test_v2_delegates_and_limits(tmp_path: Path) -> None:
     (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
     info = CgroupInfo(layout="v2", v2_mount=str(tmp_path), v2_controllers=("cpu", "memory", "pids"))
-    cg = for_container(info, "/stockade/", "abc")
+    limits = Resources(memory=1 << 20, pids=0, cpu_quota=25000, cpu_period=100000)
+    cg = for_container(info, "/stockade/", "abc", limits)
     assert isinstance(cg, CgroupV2)
     cg.create()
     assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
     assert (tmp_path / "stockade/cgroup.subtree_control").read_text() == "+memory +pids +cpu"
     assert not (tmp_path / "stockade/abc/cgroup.subtree_control").exists()  # no internal processes
     (tmp_path / "stockade/abc/memory.swap.max").write_text("max")
-    cg.apply(Resources(memory=1 << 20, pids=0, cpu_quota=25000, cpu_period=100000))
+    cg.apply(limits)
     d = tmp_path / "stockade/abc"
     assert (d / "memory.max").read_text() == str(1 << 20)
     assert (d / "memory.swap.max").read_text() == str(1 << 20)
@@ -67,7 +69,14 @@ def test_v2_delegates_and_limits(tmp_path: Path) -> None:
     assert from_state(cg.to_state()).oom_killed()
 
 
+def test_only_the_controllers_limits_need(tmp_path: Path) -> None:
+    info = CgroupInfo(layout="hybrid", v2_mount=None, v2_controllers=(), v1_mounts=_v1(tmp_path))
+    assert for_container(info, "stockade", "x", Resources()) is None  # no limits, no cgroup
+    cg = for_container(info, "stockade", "x", Resources(pids=3))
+    assert isinstance(cg, CgroupV1) and set(cg.by_controller) == {"pids"}
+
+
 def test_no_manager() -> None:
     info = CgroupInfo(layout="none", v2_mount=None, v2_controllers=())
-    assert for_container(info, "stockade", "x") is None
+    assert for_container(info, "stockade", "x", Resources(pids=1)) is None
     assert from_state({}) is None
