@@ -289,10 +289,21 @@ class SigstoreInstance:
         who = self.issue(identity, issuer, **issue_kw)
         sig = who.key.sign(payload)
         e = self.log_hashedrekord(who.pem, sig, hashlib.sha256(payload).digest(), integrated_time)
-        annotation = json.dumps({"SignedEntryTimestamp": _b64(e["set"]),
-                                 "Payload": {"body": _b64(e["body"]), "integratedTime": e["time"],
-                                             "logIndex": e["index"], "logID": self.log_id.hex()}})
-        return sig, who.pem, annotation
+        return sig, who.pem, self.annotation(e)
+
+    def legacy_attestation(self, statement: bytes, identity: str, issuer: str) -> tuple[bytes, bytes, str]:
+        """(DSSE envelope JSON, certificate PEM, bundle annotation) for a keyless ``.att`` layer."""
+        who = self.issue(identity, issuer)
+        env = dsse.Envelope(dsse.INTOTO_PAYLOAD_TYPE, statement,
+                            (who.key.sign(dsse.pae(dsse.INTOTO_PAYLOAD_TYPE, statement)),))
+        e = self.log_dsse(who.pem, env)
+        return json.dumps(env.to_json_obj()).encode(), who.pem, self.annotation(e)
+
+    def annotation(self, e: dict[str, Any]) -> str:
+        """The ``dev.sigstore.cosign/bundle`` layer annotation for a log entry."""
+        return json.dumps({"SignedEntryTimestamp": _b64(e["set"]),
+                           "Payload": {"body": _b64(e["body"]), "integratedTime": e["time"],
+                                       "logIndex": e["index"], "logID": self.log_id.hex()}})
 
     def sign_image_legacy(self, client: Any, ref: Any, digest: str, identity: str, issuer: str) -> None:
         """Attach a keyless legacy ``.sig`` layer for ``digest`` to the image in the registry."""

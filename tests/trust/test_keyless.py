@@ -77,6 +77,22 @@ def test_keyless_legacy_signature_verifies(instance: SigstoreInstance, root: Tru
     assert result.ok, result.reasons
 
 
+def test_keyless_legacy_attestation(instance: SigstoreInstance, root: TrustedRoot) -> None:
+    predicate = "https://slsa.dev/provenance/v1"
+    statement = dsse.statement("example.com/app", DIGEST.partition(":")[2], predicate, {"builder": "ci"})
+    envelope, pem, annotation = instance.legacy_attestation(statement, WHO, ISSUER)
+    annotations = {"dev.cosignproject.cosign/signature": "", "dev.sigstore.cosign/certificate": pem.decode(),
+                   "dev.sigstore.cosign/bundle": annotation}
+    result = check_legacy(Checks(_req(root, require_tlog=True)), envelope, annotations,
+                          SignatureResult("cosign-keyless", "test", "t"), digest=DIGEST, reference=None,
+                          predicate_type=predicate)
+    assert result.ok, result.reasons
+    assert result.statement is not None and result.statement["predicate"] == {"builder": "ci"}
+    other = check_legacy(Checks(_req(root)), envelope, annotations, SignatureResult("cosign-keyless", "test", "t"),
+                         digest="sha256:" + "00" * 32, reference=None, predicate_type=predicate)
+    assert not other.ok and "subject does not include" in other.reasons[0]
+
+
 def test_regexp_identity_must_match_whole(instance: SigstoreInstance, root: TrustedRoot) -> None:
     raw = instance.dsse_bundle(dsse.INTOTO_PAYLOAD_TYPE, _statement(), WHO, ISSUER)
     whole = Requirements(identities=(IdentityMatcher(identity_regexp=r".*@example\.com", issuer_regexp="https://.*"),),
