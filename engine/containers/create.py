@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.config import Paths
 from engine.containers import state
-from engine.containers.store import ContainerError, ContainerStore, write_file
+from engine.containers.store import ContainerStore, write_file
 from engine.errors import StockadeError
 from engine.runtime import idmap
 from engine.spec import (NAMESPACES, CapabilitySets, IDMapping, Mount, Process, Resources, Rlimit,

@@ -17,7 +17,7 @@ from engine.config import Paths
 from engine.containers import state
 from engine.containers.create import merge_env
 from engine.containers.lifecycle import current
-from engine.containers.monitor import FORWARDED, load_spec, read_program
+from engine.containers.monitor import FORWARDED, attach, load_spec, read_program
 from engine.containers.store import ContainerError, ContainerStore
 from engine.runtime import cgroups
 from engine.runtime.execin import join
@@ -57,30 +57,6 @@ def exec_in(paths: Paths, store: ContainerStore, ref: str, opts: ExecOptions) ->
                        winsize_from=caller_terminal() if proc.terminal else None)
         if opts.detach:
             return 0
-        pid = started.pid
-
-        def forward(signum: int, _frame: object) -> None:
-            if signum == signal.SIGWINCH and started.pty_master is not None:
-                return
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-        for sig in FORWARDED:
-            signal.signal(sig, forward)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
-        if started.pty_master is not None:
-            from engine.containers.terminal import relay
-
-            try:
-                relay(started.pty_master, stdin=0 if opts.interactive else None)
-            finally:
-                os.close(started.pty_master)
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                return exit_code(status)
-            except ChildProcessError:
-                return 0
+        return exit_code(attach(started, interactive=opts.interactive))
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)

@@ -31,7 +31,7 @@ from engine.containers.logs import JsonFileWriter
 from engine.containers.store import ContainerStore
 from engine.errors import StockadeError
 from engine.runtime import cgroups
-from engine.runtime.channel import CommandError, LaunchError
+from engine.runtime.channel import CommandError, LaunchError, raise_reported
 from engine.runtime.init import exit_code
 from engine.runtime.launcher import LaunchConfig, Started, launch
 from engine.runtime.process import Stdio, caller_terminal, close_fds
@@ -134,8 +134,6 @@ def _wait(pid: int) -> int:
 
 def run_attached(paths: Paths, cid: str, *, interactive: bool) -> int:
     """Start container ``cid`` with the caller's stdio and return its exit code."""
-    from engine.containers.terminal import relay
-
     store = ContainerStore(paths)
     held = None
     # Hold signals until the container exists, then forward them to it.
@@ -152,26 +150,34 @@ def run_attached(paths: Paths, cid: str, *, interactive: bool) -> int:
 
                 remove_stopped(store, doc, volumes=True)
             raise
-        pid = held.started.pid
-
-        def forward(signum: int, _frame: object) -> None:
-            if signum == signal.SIGWINCH and spec_tty:
-                return  # the relay resizes the pty itself
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-        for sig in FORWARDED:
-            signal.signal(sig, forward)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
-        if held.started.pty_master is not None:
-            try:
-                relay(held.started.pty_master, stdin=0 if interactive else None)
-            finally:
-                os.close(held.started.pty_master)
-        return _finish(store, held, _wait(pid))
+        return _finish(store, held, attach(held.started, interactive=interactive))
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+
+
+def attach(started: Started, *, interactive: bool) -> int:
+    """Hold a started process in the foreground (``run``, ``exec``): forward the signals the caller
+    gets (the caller blocked them until now), relay its pty, and return its wait status."""
+    from engine.containers.terminal import relay
+
+    pid, master = started.pid, started.pty_master
+
+    def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGWINCH and master is not None:
+            return  # the relay resizes the pty itself
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+    if master is not None:
+        try:
+            relay(master, stdin=0 if interactive else None)
+        finally:
+            os.close(master)
+    return _wait(pid)
 
 
 # --- detached ---------------------------------------------------------------------------------------
@@ -184,20 +190,13 @@ def start_detached(paths: Paths, cid: str) -> None:
         _daemon(paths, cid, write_end)
     os.close(write_end)
     _wait(pid)
-    chunks = []
     with os.fdopen(read_end, "rb") as f:
-        chunks.append(f.read())
-    message = b"".join(chunks)
+        message = f.read()
     if message == b"ok":
         return
-    try:
-        info = json.loads(message)
-        text, code = str(info["message"]), int(info["code"])
-    except (ValueError, KeyError, TypeError):
-        raise LaunchError("the container's monitor exited before the container started") from None
-    if code in (126, 127):
-        raise CommandError(text, code)
-    raise LaunchError(text)
+    if not message:
+        raise LaunchError("the container's monitor exited before the container started")
+    raise_reported(message)
 
 
 def _daemon(paths: Paths, cid: str, notify: int) -> None:  # pragma: no cover - the monitor process

@@ -22,7 +22,7 @@ import socket
 from engine.runtime import channel, process
 from engine.runtime import syscalls as sc
 from engine.runtime.cgroups import Cgroup
-from engine.runtime.launcher import Started, kill_and_reap, reap
+from engine.runtime.launcher import Started, await_exec, kill_and_reap, reap
 from engine.spec import Process
 
 # Join order: user first (capabilities over the rest); mount last but one, pid last (affects children).
@@ -73,17 +73,10 @@ def join(init_pid: int, proc: Process, *, hostname: str, stdio: process.Stdio, c
         target = int(channel.expect(parent_sock, b"pid:", "joining the container"))
         reap(pid)
         pid = 0
-        master = None
-        if proc.terminal:
-            master = channel.receive_fd(parent_sock, b"pty", "terminal set-up")
-            if winsize_from is not None:
-                process.copy_winsize(winsize_from, master)
-        channel.wait_exec(parent_sock)
+        master = await_exec(parent_sock, terminal=proc.terminal, winsize_from=winsize_from)
         return Started(pid=target, pty_master=master)
     except BaseException:
-        for victim in (pid, target):
-            if victim:
-                kill_and_reap(victim)
+        kill_and_reap(pid, target)
         raise
     finally:
         parent_sock.close()

@@ -56,12 +56,16 @@ class LaunchConfig:
     winsize_from: int | None = None  # a terminal whose size the pty gets before the command runs
 
 
-def kill_and_reap(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    reap(pid)
+def kill_and_reap(*pids: int) -> None:
+    """Kill and reap what a failed launch left (0 stands for "not started")."""
+    for pid in pids:
+        if not pid:
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        reap(pid)
 
 
 def reap(pid: int) -> None:
@@ -96,20 +100,25 @@ def launch(cfg: LaunchConfig, syscalls: sc.Syscalls | None = None) -> Started:
         reap(pid)
         pid = 0
         parent_sock.send(b"reparented")
-        master = None
-        if spec.process.terminal:
-            master = channel.receive_fd(parent_sock, b"pty", "terminal set-up")
-            if cfg.winsize_from is not None:
-                process.copy_winsize(cfg.winsize_from, master)
-        channel.wait_exec(parent_sock)
+        master = await_exec(parent_sock, terminal=spec.process.terminal, winsize_from=cfg.winsize_from)
         return Started(pid=init_pid, pty_master=master)
     except BaseException:
-        for victim in (pid, init_pid):
-            if victim:
-                kill_and_reap(victim)
+        kill_and_reap(pid, init_pid)
         raise
     finally:
         parent_sock.close()
+
+
+def await_exec(sock: socket.socket, *, terminal: bool, winsize_from: int | None) -> int | None:
+    """The builder's last steps, for a launch and for an exec: the pty master (``-t``), sized like the
+    caller's terminal before the command runs, then end-of-file (exec'd) or the reported error."""
+    master = None
+    if terminal:
+        master = channel.receive_fd(sock, b"pty", "terminal set-up")
+        if winsize_from is not None:
+            process.copy_winsize(winsize_from, master)
+    channel.wait_exec(sock)
+    return master
 
 
 def _intermediate(cfg: LaunchConfig, plan: rootfs.Plan, sock: socket.socket,
