@@ -106,3 +106,19 @@ def test_rootless_limits_warn_on_cgroup_v1(user: RootlessUser) -> None:
     proc = user("run", "--rm", "--rootfs", "-m", "64m", user.home / "rootfs", "true")
     assert proc.returncode == 0
     assert "resource limits are not supported and ignored on cgroups v1 rootless systems" in proc.stderr
+
+
+def test_userns_helper_gives_files_their_image_owners(user: RootlessUser) -> None:
+    """What a rootless store needs to unpack layers with their owners: a helper run as root of a user
+    namespace with the user's subordinate maps chowns to ids that land in the user's range."""
+    code = ("from engine.config import Paths; from engine.containers.create import user_mappings;"
+            "from engine.containers.store import ContainerStore; from engine.runtime.userns import run_in_userns;"
+            "p = Paths.default(); u, g = user_mappings(p, 'host', ContainerStore(p));"
+            "rc, out, err = run_in_userns(['/bin/sh', '-c', 'id -u; touch owned; chown 1000:1000 owned'], u, g);"
+            "print(rc, out.decode().strip(), err.decode().strip())")
+    proc = subprocess.run([sys.executable, "-c", code], user=user.uid, group=user.gid, extra_groups=[],
+                          env=user.env(), cwd=user.home, capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split()[:2] == ["0", "0"], proc.stderr
+    start = int([line for line in Path("/etc/subuid").read_text().splitlines()
+                 if line.startswith(user.name + ":")][0].split(":")[1])
+    assert (user.home / "owned").stat().st_uid == start + 999  # container id 1000 -> subuid + 999
