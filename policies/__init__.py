@@ -10,19 +10,28 @@ else of Stockade's. The public surface:
 * ``policies.kubernetes.documents_from_manifests`` and ``policies.runline.document_from_run_args``
   build input documents from manifests and run lines (``policy check``)
 
-CEL is imported only when a loaded policy has custom rules.
+CEL is imported only when a loaded policy has custom rules. The names above load on first use (PEP
+562), so a caller that needs one small module (``policies.runflags`` for the run verb's flag values)
+does not pay for the whole engine: ``stockade run`` answered from the admission cache loads none of it.
 """
 
 from __future__ import annotations
 
-from policies.decision import Decision, Finding, Result
-from policies.errors import InputDocumentError, PolicyError, PolicyLoadError
-from policies.evaluate import evaluate
-from policies.globs import matches
-from policies.harden import Applied, Hardened, harden
-from policies.imageref import split_reference
-from policies.loader import Policy, builtin_policy, load_policy, load_policy_text, resolve_policy
-from policies.signatures import IdentityRequirement, KeyRequirement, SignatureRequirement, TufRequirement
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from policies.loader import Policy
+    from policies.signatures import SignatureRequirement
+
+_EXPORTS = {
+    "Decision": "decision", "Finding": "decision", "Result": "decision",
+    "InputDocumentError": "errors", "PolicyError": "errors", "PolicyLoadError": "errors",
+    "evaluate": "evaluation", "matches": "globs", "Applied": "effective", "Hardened": "effective", "harden": "effective",
+    "split_reference": "imageref", "Policy": "loader", "builtin_policy": "loader", "load_policy": "loader",
+    "load_policy_text": "loader", "resolve_policy": "loader", "IdentityRequirement": "signatures",
+    "KeyRequirement": "signatures", "SignatureRequirement": "signatures", "TufRequirement": "signatures",
+}
 
 SCHEMA_FILE = "input-document.schema.json"
 
@@ -33,6 +42,10 @@ def requirements_for(policy: Policy, image_reference: str) -> list[SignatureRequ
     Pass them to ``trust``'s verifiers before evaluating; an empty list means the policy requires no
     signature for this image. Raises ``InputDocumentError`` for a malformed reference.
     """
+    from policies.errors import InputDocumentError
+    from policies.globs import matches
+    from policies.imageref import split_reference
+
     try:
         name = split_reference(image_reference).name
     except ValueError as exc:
@@ -46,3 +59,10 @@ __all__ = [
     "builtin_policy", "evaluate", "harden", "load_policy", "load_policy_text", "requirements_for",
     "resolve_policy",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'policies' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"policies.{module}"), name)

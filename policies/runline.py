@@ -19,6 +19,7 @@ import shlex
 from typing import Any, Callable, Sequence
 
 from policies.model import parse_bytes
+from policies.runflags import parse_bool, split_option
 
 SECURITY_VALUE_FLAGS: dict[str, tuple[str, ...]] = {
     "user": ("-u", "--user"), "cap_add": ("--cap-add",), "cap_drop": ("--cap-drop",),
@@ -87,14 +88,6 @@ def _user(text: str) -> dict[str, Any]:
     return out
 
 
-def _bool_opt(value: str, flag: str) -> bool:
-    if value.lower() in ("", "true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise ValueError(f"{flag}: expected true or false, found {value!r}")
-
-
 def _mount_spec(text: str) -> dict[str, Any]:
     fields: dict[str, str] = {}
     for item in text.split(","):
@@ -106,7 +99,7 @@ def _mount_spec(text: str) -> dict[str, Any]:
     target = fields.get("target") or fields.get("destination") or fields.get("dst")
     if not target:
         raise ValueError(f"--mount {text!r} has no target")
-    read_only = any(k in fields and _bool_opt(fields[k], "--mount readonly") for k in ("readonly", "ro"))
+    read_only = any(k in fields and parse_bool(fields[k], "--mount readonly") for k in ("readonly", "ro"))
     source = fields.get("source") or fields.get("src")
     return {"type": mtype, "source": source, "destination": target, "readOnly": read_only,
             "kind": "local" if mtype == "volume" else None}
@@ -146,7 +139,7 @@ def document_from_run_args(args: Sequence[str], *, cwd: str = "/",
         c["capabilities"] = caps
     options = ns.security_opt or []
     for opt in options:
-        key, sep, value = opt.partition("=") if "=" in opt else opt.partition(":")
+        key, given, value = split_option(opt)
         if key == "seccomp":
             if value == "unconfined":
                 c["seccomp"] = {"type": "Unconfined"}
@@ -157,7 +150,7 @@ def document_from_run_args(args: Sequence[str], *, cwd: str = "/",
                 c["seccomp"] = {"type": "Localhost", "profile": profile,
                                 "sha256": hash_file(profile) if hash_file else None}
         elif key == "no-new-privileges":
-            c["noNewPrivileges"] = _bool_opt(value if sep else "", "--security-opt no-new-privileges")
+            c["noNewPrivileges"] = parse_bool(value if given else "", "--security-opt no-new-privileges")
     if options:
         c["securityOptions"] = list(options)
     namespaces = {}

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from policies.errors import PolicyError, PolicyLoadError
-from policies.evaluate import evaluate
-from policies.harden import harden
+from policies.evaluation import evaluate
+from policies.effective import harden
 from policies.loader import load_policy, resolve_policy
 from policies.model import Metadata, Text
 from policies.runline import document_from_run_args, split_run_line

@@ -122,26 +122,22 @@ def read_env_file(path: str) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _bool_option(value: str, flag: str) -> bool:
-    if value.lower() in ("", "true", "1"):
-        return True
-    if value.lower() in ("false", "0"):
-        return False
-    raise RunFlagError(f"{flag}: expected true or false, got {value!r}")
-
-
 def run_request(args: argparse.Namespace) -> Any:
     """The ``RunRequest`` the parsed ``run``/``create`` flags describe."""
     from hardening.capabilities import normalized
+    from policies.runflags import parse_bool, split_option
     from stockade.run import RunRequest
 
     seccomp = None
     nnp = None
     security_opt = []
     for opt in args.security_opt:
-        key, sep, value = opt.partition("=" if "=" in opt else ":")
+        key, _, value = split_option(opt)
         if key == "no-new-privileges":
-            nnp = _bool_option(value, "--security-opt no-new-privileges")
+            try:
+                nnp = parse_bool(value, "--security-opt no-new-privileges")
+            except ValueError as exc:
+                raise RunFlagError(str(exc)) from None
         elif key == "seccomp" and value:
             seccomp = value
         elif key in ("label", "apparmor") and value in ("disable", "unconfined"):
