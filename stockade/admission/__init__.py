@@ -4,7 +4,8 @@ The package composes ``policies`` and ``trust`` as ``stockade run`` and ``policy
 no policy logic of its own. Modules, each named for what it holds:
 
 * ``review``: AdmissionReview v1 in and out (no I/O);
-* ``imagetrust``: policy signature requirements -> trust's verification -> input-document facts;
+* ``imagetrust``: the verification caches a server adds (in memory; read-only for dry runs) to
+  ``stockade.verification``, the requirements -> trust -> input-document translation ``run`` shares;
 * ``verifier``: verification on a worker pool, one flight per image, per-review deadlines;
 * ``admit``: one review -> documents -> verification -> decisions -> one answer;
 * ``metrics``: Prometheus text exposition; ``service``: the endpoints without transport;

@@ -35,8 +35,8 @@ from stockade.admission.review import ReviewRequest
 if TYPE_CHECKING:
     from policies import Decision, Policy, Result
     from policies.sources import Located
-    from stockade.admission.imagetrust import ImageFacts
     from stockade.admission.verifier import ImageVerifier
+    from stockade.verification import ImageFacts
 
 log = logging.getLogger("stockade.admission")
 

@@ -12,9 +12,10 @@ import yaml
 
 from policies import builtin_policy, evaluate
 from policies.kubernetes import documents_from_manifests, documents_from_object
-from stockade.admission.imagetrust import MemoryFrontedCache, ReadOnlyCache, signature_facts, tuf_fact
+from stockade.admission.imagetrust import MemoryFrontedCache, ReadOnlyCache
 from stockade.admission.metrics import Counter, Gauge, Histogram, MetricsRegistry
 from stockade.admission.review import ReviewError, parse_review, review_response, short_warning
+from stockade.verification import signature_facts, tuf_fact
 from tests.admission.webhook import compliant_pod_spec, review, workload
 from trust.verdict import SignatureResult, TargetResult, Verdict
 
