@@ -24,7 +24,6 @@ from engine.errors import StockadeError
 from engine.runtime import idmap
 from engine.spec import (NAMESPACES, CapabilitySets, IDMapping, Mount, Process, Resources, Rlimit,
                          Root, Spec)
-from engine.volumes import Volumes
 
 
 class CreateError(StockadeError):
@@ -178,7 +177,7 @@ def user_mappings(paths: Paths, userns: str, store: ContainerStore) -> tuple[lis
     return [], []
 
 
-def _mounts(opts: CreateOptions, store: ContainerStore, volumes: Volumes,
+def _mounts(opts: CreateOptions, store: ContainerStore, paths: Paths,
             image_volumes: list[str]) -> tuple[list[Mount], list[dict[str, Any]], list[str]]:
     """Spec mounts, the record's ``Mounts`` and the anonymous volumes created for this container."""
     requests = list(opts.mounts)
@@ -211,7 +210,9 @@ def _mounts(opts: CreateOptions, store: ContainerStore, volumes: Volumes,
                            "RW": not r.readonly, "Propagation": ""})
             continue
         if r.type == "volume":
-            vol = volumes.create(r.source or None)
+            from engine.volumes import Volumes
+
+            vol = Volumes(paths.root).create(r.source or None)
             if vol.anonymous and not r.source:
                 anonymous.append(vol.name)
             source, name = str(vol.mountpoint), vol.name
@@ -309,7 +310,7 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
         for f in etc.values():  # the container's root may edit its /etc/hosts, as elsewhere
             os.chown(f, *shift)
     image_volumes = sorted((cfg.get("Volumes") or {}).keys())
-    spec_mounts, record_mounts, anonymous = _mounts(opts, store, Volumes(paths.root), image_volumes)
+    spec_mounts, record_mounts, anonymous = _mounts(opts, store, paths, image_volumes)
     namespaces = [n for n in NAMESPACES if n != "user" or uid_maps]
     if host_network:
         namespaces.remove("network")

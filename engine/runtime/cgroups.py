@@ -23,10 +23,13 @@ import errno
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import StockadeError
-from engine.host import CgroupInfo
 from engine.spec import Resources
+
+if TYPE_CHECKING:
+    from engine.host import CgroupInfo
 
 V1_CONTROLLERS = ("memory", "pids", "cpu")
 V2_CONTROLLERS = ("memory", "pids", "cpu")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from engine.errors import StockadeError
 from engine.runtime import syscalls as sc
@@ -80,13 +80,11 @@ def parse_options(options: list[str]) -> tuple[int, str]:
 
 
 # --- operations -----------------------------------------------------------------------------------
-@dataclass
-class MakeSlave:
+class MakeSlave(NamedTuple):
     """Stop mounts propagating from the container's namespace back to the host."""
 
 
-@dataclass
-class Overlay:
+class Overlay(NamedTuple):
     target: str
     lower: list[str]  # top first, as overlayfs wants them
     upper: str
@@ -95,14 +93,12 @@ class Overlay:
     flags: int = sc.MS_NODEV
 
 
-@dataclass
-class BindRoot:
+class BindRoot(NamedTuple):
     source: str
     target: str
 
 
-@dataclass
-class OpenSource:
+class OpenSource(NamedTuple):
     """Clone the mount at a host path now, to attach it after pivot_root."""
 
     key: str
@@ -110,13 +106,11 @@ class OpenSource:
     recursive: bool = True
 
 
-@dataclass
-class Pivot:
+class Pivot(NamedTuple):
     root: str
 
 
-@dataclass
-class MountFs:
+class MountFs(NamedTuple):
     fstype: str
     target: str
     flags: int
@@ -126,8 +120,7 @@ class MountFs:
     mode: int = 0o755
 
 
-@dataclass
-class BindFd:
+class BindFd(NamedTuple):
     """Attach a tree cloned by OpenSource at ``target``, then apply ``flags`` (ro, nosuid, ...)."""
 
     key: str
@@ -135,24 +128,20 @@ class BindFd:
     flags: int = 0
 
 
-@dataclass
-class Symlink:
+class Symlink(NamedTuple):
     target: str
     link: str
 
 
-@dataclass
-class Mask:
+class Mask(NamedTuple):
     path: str
 
 
-@dataclass
-class ReadOnly:
+class ReadOnly(NamedTuple):
     path: str
 
 
-@dataclass
-class RemountRoot:
+class RemountRoot(NamedTuple):
     flags: int
 
 
@@ -160,9 +149,11 @@ Op = (MakeSlave | Overlay | BindRoot | OpenSource | Pivot | MountFs | BindFd | S
       | RemountRoot)
 
 
-@dataclass
 class Plan:
-    ops: list[Op] = field(default_factory=list)
+    """The operations, in order."""
+
+    def __init__(self, ops: list[Op] | None = None) -> None:
+        self.ops: list[Op] = list(ops or [])
 
     def add(self, op: Op) -> None:
         self.ops.append(op)

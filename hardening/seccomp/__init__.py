@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from hardening.seccomp.profile import DEFAULT_PROFILE, ProfileError, host_arch, kernel_version
@@ -66,6 +65,8 @@ def compiled_filter(profile: str | None, caps: list[str], cache_dir: Path) -> Pa
     out = cache_dir / f"{cache_key(raw, caps)}.bpf"
     if out.is_file():
         return out
+    import tempfile
+
     from hardening.seccomp.compile import compile_profile
     from hardening.seccomp.profile import expand, load
 
