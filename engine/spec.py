@@ -58,6 +58,7 @@ class Process:
     rlimits: list[Rlimit] = field(default_factory=list)
     init: bool = False  # a minimal init is PID 1 and the command its child
     stop_signal: str = "SIGTERM"
+    run_as_non_root: bool = False  # refuse to start if ``user`` resolves to uid 0 (a policy's runAsNonRoot)
 
 
 @dataclass

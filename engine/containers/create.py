@@ -66,6 +66,7 @@ class CreateOptions:
     cap_add: list[str] = field(default_factory=list)  # as given (for HostConfig and ambient)
     cap_drop: list[str] = field(default_factory=list)
     no_new_privileges: bool = True
+    run_as_non_root: bool = False  # refuse to start when the user resolves to uid 0 (the policy's)
     security_opt: list[str] = field(default_factory=list)
     seccomp_program: str = ""  # path of a compiled BPF program; "" = unconfined
     masked_paths: list[str] = field(default_factory=list)
@@ -328,7 +329,7 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
                         capabilities=CapabilitySets(bounding=caps, effective=caps, permitted=caps,
                                                     ambient=ambient),
                         no_new_privileges=opts.no_new_privileges, rlimits=list(opts.ulimits),
-                        init=opts.init, stop_signal=stop_signal),
+                        init=opts.init, stop_signal=stop_signal, run_as_non_root=opts.run_as_non_root),
         root=root, hostname=hostname, mounts=spec_mounts, namespaces=namespaces,
         uid_mappings=uid_maps, gid_mappings=gid_maps,
         resources=Resources(memory=opts.memory, pids=opts.pids_limit, cpu_quota=cpu_quota,
@@ -373,7 +374,7 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
         "Mounts": record_mounts,
         "Stockade": {"Rootless": paths.rootless, "Monitor": None, "InitStart": None, "Cgroup": None,
                      "AnonymousVolumes": anonymous, "Capabilities": caps,
-                     "NoNewPrivileges": opts.no_new_privileges,
+                     "NoNewPrivileges": opts.no_new_privileges, "RunAsNonRoot": opts.run_as_non_root,
                      "Seccomp": "unconfined" if not seccomp_path else "filtered",
                      "UidMap": [[m.container_id, m.host_id, m.size] for m in uid_maps],
                      "Runroot": str(rdir)},

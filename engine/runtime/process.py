@@ -187,6 +187,10 @@ def finish(process: Process, *, hostname: str, stdio: Stdio, sock: socket.socket
     os.setsid()
     who = identity.resolve(process.user, process.group_add, identity.read_bounded("/etc/passwd"),
                            identity.read_bounded("/etc/group"))
+    if process.run_as_non_root and who.uid == 0:
+        raise identity.IdentityError(
+            f"user {process.user!r} is uid 0 in this image, and the policy requires a non-root user "
+            "(runAsNonRoot): run with -u UID, or set a non-root USER in the image")
     if process.terminal:
         slave = open_pty(sock)
         if console:
