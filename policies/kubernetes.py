@@ -13,7 +13,8 @@ container. Unset fields take Kubernetes' effective value where it has one (``pri
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping  # typing.Mapping's isinstance is ~10x slower (a webhook's hot path)
+from typing import Any
 
 from policies.document import normalize_capability
 from policies.model import parse_cpus
