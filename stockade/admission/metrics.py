@@ -45,9 +45,12 @@ class _Family(ABC):
         self._lock = threading.Lock()
 
     def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
-        if set(labels) != set(self.label_names):
-            raise ValueError(f"{self.name} takes labels {self.label_names}, got {tuple(labels)}")
-        return tuple(str(labels[n]) for n in self.label_names)
+        try:
+            if len(labels) == len(self.label_names):
+                return tuple([str(labels[n]) for n in self.label_names])
+        except KeyError:
+            pass
+        raise ValueError(f"{self.name} takes labels {self.label_names}, got {tuple(labels)}")
 
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]

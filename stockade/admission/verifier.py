@@ -9,6 +9,11 @@ itself carries on, and a positive verdict it reaches lands in the cache for the 
 Concurrent reviews of the same image (a Deployment's ReplicaSet creating ten Pods at once) share
 one verification instead of asking the registry ten times. Dry-run reviews read the cache but never
 write it.
+
+A digest reference whose verdicts are all cached is answered on the request's own thread: handing
+it to the pool would cost a thread switch (about a third of a cached review) for a file-free lookup.
+The lookup runs ``verify_image`` against a registry client that refuses every call, so a miss (or a
+tag, which must be resolved at the registry) stops at its first network access and goes to the pool.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Sequence
 
-from stockade.admission.imagetrust import ImageFacts, ReadOnlyCache, trust_requirements, verify_facts
+from stockade.admission.imagetrust import ReadOnlyCache
+from stockade.verification import ImageFacts, trust_requirements, verify_facts
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -31,6 +37,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("stockade.admission")
 
 _Key = tuple[str, tuple[int, ...], bool]
+
+
+class _CacheMiss(Exception):
+    """Raised by ``_CacheOnly``: the verdict is not cached; the pool must ask the registry."""
+
+
+class _CacheOnly:
+    """A stand-in registry client for cache lookups: any registry access means a miss."""
+
+    def __getattr__(self, name: str) -> object:
+        raise _CacheMiss(name)
+
+
+_CACHE_ONLY = _CacheOnly()
 
 
 class ImageVerifier:
@@ -54,13 +74,22 @@ class ImageVerifier:
     def submit(self, reference: str, requirements: Sequence[SignatureRequirement], *,
                dry_run: bool) -> concurrent.futures.Future[ImageFacts]:
         """Start (or join) the verification of ``reference`` against ``requirements``."""
+        reqs = [self._requirements[r] for r in requirements]
+        cache = self._read_only if dry_run else self.cache
+        if cache is not None and "@" in reference:
+            try:
+                facts = verify_facts(_CACHE_ONLY, reference, reqs, cache=cache)  # type: ignore[arg-type]
+            except _CacheMiss:
+                pass
+            else:
+                done: concurrent.futures.Future[ImageFacts] = concurrent.futures.Future()
+                done.set_result(facts)
+                return done
         key = (reference, tuple(sorted(self._index[r] for r in requirements)), dry_run)
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
                 return flight
-            reqs = [self._requirements[r] for r in requirements]
-            cache = self._read_only if dry_run else self.cache
             flight = self._pool.submit(verify_facts, self.client, reference, reqs, cache=cache)
             self._flights[key] = flight
         flight.add_done_callback(lambda _f, k=key: self._land(k))
