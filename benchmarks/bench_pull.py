@@ -1,8 +1,8 @@
 """Pulling a 257 MiB, five-layer image of incompressible data from a local registry, side by side.
 
-The image is the note's "padded" image: busybox plus four layers of 64 MiB of random data each
-(gzip of random data is random data, so the compressed blobs are ~64 MiB too). It is built once
-with umoci (unpack, add, repack per layer) and cached under ``$STOCKADE_BENCH_WORK/pull`` (default
+The image is the note's "padded" image: busybox plus four ``umoci insert`` layers of 64 MiB of
+random data each (gzip of random data is random data, so the compressed blobs are ~64 MiB too). It
+is built once with umoci and cached under ``$STOCKADE_BENCH_WORK/pull`` (default
 ``/var/tmp/stockade-bench/pull``); every run starts Debian's docker-registry on loopback and pushes
 it there with skopeo.
 
@@ -58,20 +58,17 @@ def build_image() -> Path:
     _run("umoci", "repack", "--image", f"{layout}:{TAG}", str(bundle))
     _run("umoci", "config", "--image", f"{layout}:{TAG}", "--config.cmd=/bin/sh", "--os", "linux",
          "--architecture", "amd64")
-    for layer in range(1, PAD_LAYERS + 1):
-        # One new layer per step: unpack the current image afresh, add 64 MiB, repack. (Repacking
-        # one bundle repeatedly would not stack layers; `umoci insert`, which the engine note
-        # used, writes tar streams without the end-of-archive blocks, which engine.layers refuses.)
-        shutil.rmtree(bundle)
-        _run("umoci", "unpack", "--image", f"{layout}:{TAG}", str(bundle))
-        pad = bundle / "rootfs" / f"pad{layer}"
+    shutil.rmtree(bundle)
+    for layer in range(1, PAD_LAYERS + 1):  # one `umoci insert` per layer (repack would not stack)
+        pad = staging / "pad"
+        shutil.rmtree(pad, ignore_errors=True)
         pad.mkdir()
         for n in range(FILES_PER_LAYER):
             with open(pad / f"f{n}.bin", "wb") as f:
                 for _ in range(PAD_MIB // FILES_PER_LAYER):
                     f.write(os.urandom(1024 * 1024))
-        _run("umoci", "repack", "--image", f"{layout}:{TAG}", str(bundle))
-    shutil.rmtree(bundle)
+        _run("umoci", "insert", "--image", f"{layout}:{TAG}", str(pad), f"/pad{layer}")
+    shutil.rmtree(staging / "pad")
     _run("umoci", "gc", "--layout", str(layout))
     os.rename(layout, LAYOUT)
     shutil.rmtree(staging)

@@ -23,11 +23,12 @@ from engine.config import Config, Paths
 from engine.reference import Reference, validate_digest
 from engine.registry import mediatypes as mt
 from engine.registry.credentials import Credentials, CredentialStore, default_auth_file
-from engine.registry.digest import CHUNK, DigestVerifier, compute
+from engine.registry.digest import DigestVerifier, compute
 from engine.registry.errors import RegistryError, VerificationError
 from engine.registry.manifest import Descriptor, ImageIndex, ImageManifest, parse_manifest
 from engine.registry.platform import Platform, select_manifest
 from engine.registry.session import Session, drain, read_bounded
+from engine.registry.streams import CHUNK, ObservedReader, SliceReader
 from engine.registry.tls import SYSTEM_CERTS_DIRS, HostSecurity, host_security
 from engine.registry.transport import CONNECTION_ERRORS, HTTPTransport, Response, Transport
 
@@ -363,7 +364,7 @@ class RegistryClient:
             location = self._upload_chunks(ref, location, desc, opener, chunk_size, progress)
             body: bytes | Callable[[], BinaryIO] | None = None
         else:
-            body = _counting(opener, progress)
+            body = _observed(opener, progress)
         session = self.session(ref.registry)
         sep = "&" if "?" in location else "?"
         headers = {"Content-Type": "application/octet-stream"}
@@ -389,7 +390,8 @@ class RegistryClient:
                 "PATCH", location, scope=_scope(ref, "pull,push"),
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(length),
                          "Content-Range": f"{start}-{start + length - 1}"},
-                body=_counting(lambda s=start, n=length: _Slice(opener(), s, n), progress))  # type: ignore[misc]
+                body=_observed(lambda s=start, n=length: SliceReader(opener(), s, n),  # type: ignore[misc]
+                               progress))
             new_location = resp.header("Location")
             if resp.status != 202 or not new_location:
                 raise session.fail(resp, f"upload chunk {start}-{start + length - 1} of {desc.digest}")
@@ -452,6 +454,13 @@ class RegistryClient:
         return ImageIndex(media_type=mt.OCI_INDEX, manifests=tuple(manifests))
 
 
+def _observed(opener: Callable[[], BinaryIO], progress: Progress | None) -> Callable[[], BinaryIO]:
+    """``opener`` whose streams report each chunk's size to ``progress`` (upload progress bars)."""
+    if progress is None:
+        return opener
+    return lambda: ObservedReader(opener(), lambda chunk: progress(len(chunk)))  # type: ignore[return-value]
+
+
 def _next_link(link: str | None, base: str) -> str | None:
     """The target of ``Link: </v2/…?last=x>; rel="next"`` (RFC 5988), resolved against ``base``."""
     if not link:
@@ -461,55 +470,3 @@ def _next_link(link: str | None, base: str) -> str | None:
         if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
             return urljoin(base, target.strip().strip("<>"))
     return None
-
-
-class _Slice(io.RawIOBase):
-    """``length`` bytes of ``f`` from ``start``: one chunk of a chunked upload."""
-
-    def __init__(self, f: BinaryIO, start: int, length: int) -> None:
-        super().__init__()
-        self._f = f
-        self._f.seek(start)
-        self._left = length
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._left <= 0:
-            return 0
-        view = memoryview(buffer)[:self._left]
-        n = self._f.readinto(view)  # type: ignore[attr-defined]
-        self._left -= n
-        return n
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
-
-
-class _Counting(io.RawIOBase):
-    """Reports bytes read from ``f`` to a progress callback (for upload progress bars)."""
-
-    def __init__(self, f: BinaryIO, progress: Progress) -> None:
-        super().__init__()
-        self._f, self._progress = f, progress
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self._f.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            self._progress(n)
-        return n
-
-    def close(self) -> None:
-        self._f.close()
-        super().close()
-
-
-def _counting(opener: Callable[[], BinaryIO], progress: Progress | None) -> Callable[[], BinaryIO]:
-    if progress is None:
-        return opener
-    return lambda: _Counting(opener(), progress)  # type: ignore[return-value]

@@ -1,7 +1,7 @@
 """Content digests: computing them, and checking a stream against one while it flows.
 
 ``hashlib.sha256`` releases the GIL on large updates, so several layers hash in parallel threads at
-full speed; reads are done in large chunks for the same reason.
+full speed (``streams.CHUNK`` reads keep the updates large).
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ from typing import Any
 
 from engine.reference import validate_digest
 from engine.registry.errors import VerificationError
-
-CHUNK = 1024 * 1024  # bytes per read when streaming blobs: large enough to amortize per-call costs
-
 
 def hasher(digest: str) -> Any:
     """A fresh hashlib object for the algorithm of ``digest`` (which must already be validated)."""

@@ -180,7 +180,8 @@ class Session:
                 if resp.status not in RETRY_STATUSES or attempt >= self.retries:
                     return resp
                 drain(resp)
-            time.sleep(BACKOFF_BASE * (2 ** attempt) * (0.5 + random.random()))  # nosec B311 # backoff jitter, not security
+            jitter = 0.5 + random.random()  # nosec B311 # backoff jitter, not security
+            time.sleep(BACKOFF_BASE * (2 ** attempt) * jitter)
             attempt += 1
 
     def _follow(self, method: str, url: str, headers: Mapping[str, str], body: Callable[[], Body],

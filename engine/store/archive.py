@@ -265,7 +265,8 @@ def load(store: "Store", source: BinaryIO, *, what: str = "archive") -> list[Ima
         if "index.json" in loader.documents:
             layout = loader.document("oci-layout") if "oci-layout" in loader.documents else {}
             if isinstance(layout, dict) and layout.get("imageLayoutVersion", "1.0.0") != "1.0.0":
-                raise StoreError(f"{what}: unsupported OCI layout version {layout.get('imageLayoutVersion')!r}")
+                version = layout.get("imageLayoutVersion")
+                raise StoreError(f"{what}: unsupported OCI layout version {version!r}")
             images = _load_oci(store, loader)
         elif "manifest.json" in loader.documents:
             images = _load_docker(store, loader)

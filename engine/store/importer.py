@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bz2
 import hashlib
-import io
 import json
 import lzma
 import tarfile
@@ -22,9 +21,10 @@ import zstandard
 
 from engine.reference import Reference
 from engine.registry import mediatypes as mt
-from engine.registry.digest import CHUNK, compute
+from engine.registry.digest import compute
 from engine.registry.manifest import Descriptor
 from engine.registry.platform import Platform
+from engine.registry.streams import CHUNK, IterReader
 from engine.store.changes import apply_changes
 from engine.store.index import Image
 from engine.store.layout import StoreError
@@ -138,28 +138,6 @@ def _chain(head: bytes, source: BinaryIO) -> Iterator[bytes]:
         yield chunk
 
 
-class _IterReader(io.RawIOBase):
-    """A readable stream over an iterator of byte chunks."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        super().__init__()
-        self._chunks, self._pending = chunks, memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._pending:
-            try:
-                self._pending = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -174,7 +152,7 @@ def import_rootfs(store: "Store", source: BinaryIO, *, source_name: str = "-",
     plat = platform or Platform.host()
     with store.writing(collect_on_failure=True):
         tar = _Uncompressed(store.config.unpack.max_layer_size, f"import of {source_name}")
-        digest, size = store.blobs.write_stream(_IterReader(_blob_chunks(source, tar)))
+        digest, size = store.blobs.write_stream(IterReader(_blob_chunks(source, tar)))
         diff_id = tar.diff_id
         layer = Descriptor(media_type=mt.OCI_LAYER_GZIP, digest=digest, size=size)
         created = _now()

@@ -87,14 +87,17 @@ class StoreLayout:
 
 def remove_tree(path: Path) -> None:
     """Delete a directory tree even where a layer made directories unreadable or unwritable (a
-    rootless user is not exempt from permissions the way root is)."""
+    rootless user is not exempt from permissions the way root is). Each failing path is fixed
+    (made accessible) and retried once; a second failure on the same path is raised."""
+    fixed: set[str] = set()
 
-    def fix(func: object, failed: str, exc: object) -> None:
-        parent = os.path.dirname(failed)
-        for target in (parent, failed):
+    def fix(func: object, failed: str, exc_info: tuple[type, BaseException, object]) -> None:
+        if failed in fixed:
+            raise StoreError(f"cannot remove {failed}: {exc_info[1]}")
+        fixed.add(failed)
+        for target in (os.path.dirname(failed), failed):
             try:
-                mode = os.lstat(target).st_mode
-                if stat.S_ISDIR(mode):
+                if stat.S_ISDIR(os.lstat(target).st_mode):
                     os.chmod(target, 0o700)
             except OSError:
                 pass

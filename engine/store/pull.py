@@ -15,15 +15,14 @@ import io
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO, Callable
+from typing import TYPE_CHECKING, Callable
 
 from engine.reference import Reference
 from engine.registry.client import RegistryClient
-from engine.registry.digest import CHUNK
 from engine.registry.errors import VerificationError
 from engine.registry.manifest import Descriptor, check_image_manifest
 from engine.registry.platform import Platform, PlatformError
-from engine.store.blobs import BlobWriter
+from engine.registry.streams import CHUNK, ObservedReader, drain
 from engine.store.imageconfig import chain_ids, config_platform, diff_ids, parse_config, platform_of
 from engine.store.index import Image
 
@@ -54,30 +53,6 @@ class PullResult:
 
 class PullCancelled(Exception):
     """Another layer of the same pull failed; this one stops early."""
-
-
-class _Tee(io.RawIOBase):
-    """Pass a blob stream to the unpacker while writing every byte to the blob's temporary file."""
-
-    def __init__(self, source: BinaryIO, writer: BlobWriter) -> None:
-        super().__init__()
-        self._source, self._writer = source, writer
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = self._source.readinto(buffer)  # type: ignore[attr-defined]
-        if n:
-            self._writer.write(memoryview(buffer)[:n])
-        return n
-
-
-def _drain(stream: BinaryIO) -> None:
-    """Read to the end: the unpacker may stop at the tar end-of-archive marker, but the digest is
-    over the whole blob (and the verifying reader only reports a mismatch at EOF)."""
-    while stream.read(CHUNK):
-        pass
 
 
 class _Puller:
@@ -125,9 +100,12 @@ class _Puller:
                         writer.copy_from(reader)
                         writer.commit()
                     else:
-                        stream = io.BufferedReader(_Tee(reader, writer), CHUNK)  # type: ignore[arg-type]
+                        # One pass: the reader hashes, the observer writes the blob file, the
+                        # unpacker gets the bytes.
+                        tee = ObservedReader(reader, writer.write)  # type: ignore[arg-type]
+                        stream = io.BufferedReader(tee, CHUNK)
                         stage.apply(stream, desc.media_type)
-                        _drain(stream)  # raises here if the blob's digest or size is wrong
+                        drain(stream)  # raises here if the blob's digest or size is wrong
                         stage.commit(diff_id, parent, desc.digest)  # raises if the diff_id is
                         writer.commit()
         self._emit(desc, "done", desc.size)
@@ -138,8 +116,11 @@ class _Puller:
         for desc, *_ in jobs:
             self._emit(desc, "waiting")
         workers = max(1, min(self.store.config.registries.max_parallel_downloads, len(jobs)))
+        # Largest first: a small layer queued behind the big ones finishes in their shadow, while a
+        # big one queued behind a small one would run alone at the end.
+        by_size = sorted(jobs, key=lambda job: job[0].size, reverse=True)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pull") as pool:
-            futures = [pool.submit(self.layer, *job) for job in jobs]
+            futures = [pool.submit(self.layer, *job) for job in by_size]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in done if f.exception() is not None]
             if failed:

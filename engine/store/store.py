@@ -298,7 +298,8 @@ class Store:
                              f"({', '.join(sorted(repos))}): remove them by name, or use --force")
         return list(image.repo_tags)
 
-    def prune(self, *, all_unused: bool = False, in_use: InUse = nothing_in_use) -> tuple[list[Removed], GCResult]:
+    def prune(self, *, all_unused: bool = False,
+              in_use: InUse = nothing_in_use) -> tuple[list[Removed], GCResult]:
         """``image prune``: delete dangling images (with ``all_unused``, every image no container
         uses), then collect garbage. Returns what was removed and the space freed."""
         removed: list[Removed] = []

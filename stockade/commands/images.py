@@ -270,15 +270,9 @@ def print_inspected(ctx: Context, docs: list[dict[str, Any]]) -> None:
 
 
 def cmd_image_inspect(ctx: Context) -> int:
-    docs = []
-    for name in ctx.args.images:
-        doc = inspect_image(ctx, name)
-        if doc is None:
-            from engine.errors import NotFoundError
+    from stockade.commands.inspect import inspect_objects
 
-            raise NotFoundError(f"no such image: {name}")
-        docs.append(doc)
-    print_inspected(ctx, docs)
+    print_inspected(ctx, inspect_objects(ctx, ctx.args.images, ["image"], "image"))
     return 0
 
 
@@ -496,7 +490,8 @@ def _add_history(sub: Any, name: str) -> None:
 def _add_save(sub: Any, name: str) -> None:
     p = sub.add_parser(name, help="write images to an OCI image layout archive")
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("-o", "--output", dest="output_file", metavar="FILE", help="archive file (default: stdout)")
+    p.add_argument("-o", "--output", dest="output_file", metavar="FILE",
+                   help="archive file (default: stdout)")
     p.set_defaults(func=cmd_save)
 
 
@@ -516,7 +511,8 @@ def _add_import(sub: Any, name: str) -> None:
                    help="Dockerfile instruction: CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, "
                         "STOPSIGNAL, USER, VOLUME, WORKDIR (repeatable)")
     p.add_argument("-m", "--message", help="commit message for the image's history")
-    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="platform to record (default: this host's)")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]",
+                   help="platform to record (default: this host's)")
     p.set_defaults(func=cmd_import)
 
 
@@ -548,7 +544,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_output_flag(p, default="json")
     p.set_defaults(func=cmd_image_inspect)
     p = isub.add_parser("prune", help="remove unused images and reclaim space")
-    p.add_argument("-a", "--all", action="store_true", help="every image no container uses, not only dangling ones")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="every image no container uses, not only dangling ones")
     p.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     add_output_flag(p)
     p.set_defaults(func=cmd_prune)

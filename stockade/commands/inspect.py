@@ -30,20 +30,28 @@ def _inspector(target: str) -> Inspector:
     return found
 
 
-def cmd_inspect(ctx: Context) -> int:
-    from stockade.commands.images import print_inspected
-
-    kinds = [(kind, target) for kind, target in INSPECTORS if ctx.args.type in (None, kind)]
+def inspect_objects(ctx: Context, names: list[str], kinds: list[str],
+                    what: str = "object") -> list[dict[str, Any]]:
+    """The inspect document of each name, from the first inspector of ``kinds`` that knows it;
+    NotFoundError ``no such <what>: NAME`` for a name none knows."""
+    inspectors = [_inspector(target) for kind, target in INSPECTORS if kind in kinds]
     docs = []
-    for name in ctx.args.names:
-        for _, target in kinds:
-            doc = _inspector(target)(ctx, name)
+    for name in names:
+        for inspector in inspectors:
+            doc = inspector(ctx, name)
             if doc is not None:
                 docs.append(doc)
                 break
         else:
-            raise NotFoundError(f"no such object: {name}")
-    print_inspected(ctx, docs)
+            raise NotFoundError(f"no such {what}: {name}")
+    return docs
+
+
+def cmd_inspect(ctx: Context) -> int:
+    from stockade.commands.images import print_inspected
+
+    kinds = [ctx.args.type] if ctx.args.type else [kind for kind, _ in INSPECTORS]
+    print_inspected(ctx, inspect_objects(ctx, ctx.args.names, kinds))
     return 0
 
 

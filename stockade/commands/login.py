@@ -74,7 +74,8 @@ def cmd_logout(ctx: Context) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("login", help="log in to a registry (credentials are checked, then saved)")
-    p.add_argument("server", nargs="?", metavar="SERVER", help=f"registry host[:port] (default {DEFAULT_REGISTRY})")
+    p.add_argument("server", nargs="?", metavar="SERVER",
+                   help=f"registry host[:port] (default {DEFAULT_REGISTRY})")
     p.add_argument("-u", "--username")
     p.add_argument("-p", "--password")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")

@@ -114,3 +114,43 @@ def test_locks_exclude_threads_and_survive_lock_file_deletion(tmp_path: Path) ->
     t.join()
     assert order == ["first", "late"]  # ...and the waiter still did not get in before we let go
     assert remove_lock_file(path) and not path.exists()
+
+
+def test_remove_tree_as_an_unprivileged_user() -> None:
+    """A layer may hold directories its owner cannot read or write (mode 0, 0500); removing the
+    tree must still work without root's DAC override. (pytest's tmp_path is private to root, so the
+    tree lives in a fresh directory under /tmp that the unprivileged user can reach.)"""
+    import pwd
+    import shutil
+    import tempfile
+
+    from engine.store.layout import remove_tree
+
+    nobody = pwd.getpwnam("nobody").pw_uid
+    base = Path(tempfile.mkdtemp(prefix="stockade-rmtree-"))
+    try:
+        os.chmod(base, 0o755)
+        (base / "a" / "b" / "c").mkdir(parents=True)
+        (base / "a" / "b" / "c" / "f").write_text("x")
+        (base / "a" / "g").write_text("y")
+        os.chown(base, nobody, nobody)  # the store directory holding the tree is the user's
+        for dirpath, dirnames, filenames in os.walk(base / "a"):
+            for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+                os.lchown(name, nobody, nobody)
+        os.chmod(base / "a" / "b" / "c", 0)
+        os.chmod(base / "a" / "b", 0o500)
+        os.chmod(base / "a", 0)
+        pid = os.fork()
+        if pid == 0:  # the child drops to nobody and removes the tree
+            try:
+                os.setgid(nobody)
+                os.setuid(nobody)
+                remove_tree(base / "a")
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert not (base / "a").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
