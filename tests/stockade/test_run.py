@@ -155,7 +155,7 @@ def test_signals_are_forwarded(engine: Engine, probe_rootfs: Path) -> None:
     from tests.support.cli import REPO
     import sys
 
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), STOCKADE_CONFIG=str(engine.config))
     proc = subprocess.Popen([sys.executable, "-m", "stockade", "--root", str(engine.root), *cli],
                             env=env, stderr=subprocess.PIPE)
     deadline = 100
@@ -182,7 +182,8 @@ def test_terminal(engine: Engine, probe_rootfs: Path) -> None:
     from tests.support.cli import REPO
 
     proc = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True,
-                          timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO)))
+                          timeout=60, env=dict(os.environ, PYTHONPATH=str(REPO),
+                                               STOCKADE_CONFIG=str(engine.config)))
     assert proc.returncode == 3
     assert re.search(r"/dev/pts/\d+", proc.stdout) and "17 91" in proc.stdout
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.runtime.support import Engine, busybox_image, engine  # noqa: F401 - fixtures
+from tests.engine.runtime.support import ENGINE_POLICY, Engine, busybox_image, engine  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starts real containers as root")
 
@@ -44,7 +44,7 @@ def test_read_only_image_root(engine: Engine, image: str) -> None:
 
 def test_copy_driver(engine: Engine, image: str, tmp_path: Path) -> None:
     cfg = tmp_path / "copy.toml"
-    cfg.write_text('[storage]\ndriver = "copy"\n')
+    cfg.write_text('[storage]\ndriver = "copy"\n' + ENGINE_POLICY)
     out = engine.ok("run", "--name", "copied", image, "sh", "-c", "id -u; ls -ld /home/app | cut -c1-10",
                     env={"STOCKADE_CONFIG": str(cfg)})
     assert out.split() == ["1000", "drwxr-xr-x"]

@@ -18,7 +18,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.engine.runtime.support import busybox_image, probe_rootfs  # noqa: F401 - fixtures
+from tests.engine.runtime.support import ENGINE_POLICY, busybox_image, probe_rootfs  # noqa: F401 - fixtures
 from tests.support.cli import REPO
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates a user; needs root")
@@ -56,7 +56,10 @@ def user(probe_rootfs: Path) -> Iterator[RootlessUser]:
         if name not in Path("/etc/subuid").read_text():
             pytest.skip("useradd did not allocate subordinate ids")
         shutil.copytree(probe_rootfs, u.home / "rootfs", symlinks=True)
-        subprocess.run(["chown", "-R", f"{u.uid}:{u.gid}", str(u.home / "rootfs")], check=True)
+        (u.home / ".config/stockade").mkdir(parents=True)
+        (u.home / ".config/stockade/config.toml").write_text(ENGINE_POLICY)
+        for owned in (u.home / "rootfs", u.home / ".config"):
+            subprocess.run(["chown", "-R", f"{u.uid}:{u.gid}", str(owned)], check=True)
         yield u
         ids = u("ps", "-aq").stdout.split()
         if ids:

@@ -43,14 +43,12 @@ def test_generated_names_and_invalid_names(store: ContainerStore) -> None:
 def test_lookup_errors(store: ContainerStore) -> None:
     with pytest.raises(NotFoundError):
         store.find("nothing")
-    a, _ = store.reserve("a")
-    b, _ = store.reserve("b")
-    _save(store, a, "a")
-    _save(store, b, "b")
-    common = next((a[:i] for i in range(1, 64) if a[:i] == b[:i] and a[:i + 1] != b[:i + 1]), "")
-    if common:
-        with pytest.raises(ContainerError, match="matches 2 containers"):
-            store.find(common)
+    for cid in ("ab" + "0" * 62, "ab" + "1" * 62):
+        store.dir(cid).mkdir(parents=True)
+        _save(store, cid, f"n{cid[2]}")
+    with pytest.raises(ContainerError, match="matches 2 containers"):
+        store.find("ab")
+    assert store.find("ab1") == "ab" + "1" * 62
 
 
 def test_update_is_locked_read_modify_write(store: ContainerStore) -> None:

@@ -50,14 +50,23 @@ def probe_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+# These tests exercise the engine's own mechanics and defaults, so they run under the built-in
+# ``privileged`` policy, which admits every request as asked (the policy's own tests cover the gate).
+ENGINE_POLICY = '[policy]\ndefault = "privileged"\n'
+
+
 class Engine:
     """The CLI against one store root, remembering nothing: tests name what they need."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.config = root.parent / "engine-config.toml"
+        self.config.write_text(ENGINE_POLICY)
 
-    def __call__(self, *args: Any, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
-        return stockade(*[str(a) for a in args], root=self.root, timeout=timeout, **kwargs)
+    def __call__(self, *args: Any, timeout: float = 120, env: dict[str, str] | None = None,
+                 **kwargs: Any) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+        full_env = {"STOCKADE_CONFIG": str(self.config), **(env or {})}
+        return stockade(*[str(a) for a in args], root=self.root, timeout=timeout, env=full_env, **kwargs)
 
     def ok(self, *args: Any, **kwargs: Any) -> str:
         """Run and require exit 0; return stdout."""
