@@ -109,6 +109,8 @@ class ContainerStore:
             try:
                 fd = os.open(self.names / candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
+                if self._reclaim_stale(candidate):
+                    continue
                 if name is not None:
                     other = self._name_owner(candidate)
                     raise NameInUseError(f'the container name "/{candidate}" is already in use by '
@@ -120,6 +122,14 @@ class ContainerStore:
             self.dir(cid).mkdir(mode=0o711)
             return cid, candidate
         raise ContainerError("could not generate a free container name")
+
+    def _reclaim_stale(self, name: str) -> bool:
+        """Free a name whose owner never got a directory (its creator died right after reserving)."""
+        owner = self._name_owner(name)
+        if owner == "?" or not ID_RE.match(owner) or self.dir(owner).exists():
+            return False
+        (self.names / name).unlink(missing_ok=True)
+        return True
 
     def _name_owner(self, name: str) -> str:
         try:

@@ -64,3 +64,9 @@ def test_corrupt_record(store: ContainerStore) -> None:
     store.record_path(cid).write_text("{half")
     with pytest.raises(ContainerError, match="unreadable"):
         store.load(cid)
+
+
+def test_stale_reservation_is_reclaimed(store: ContainerStore) -> None:
+    cid, _ = store.reserve("ghost")
+    store.dir(cid).rmdir()  # as if the creator died between reserving and creating its directory
+    assert store.reserve("ghost")[1] == "ghost"
