@@ -144,8 +144,8 @@ def remove_stopped(store: ContainerStore, doc: dict[str, Any], *, volumes: bool)
     cg = cgroups.from_state(doc["Stockade"].get("Cgroup") or {})
     if cg is not None:
         cg.destroy()
-    store.release_name(doc["Name"].lstrip("/"), cid)
     remove_files(store, cid)
+    store.release_name(doc["Name"].lstrip("/"), cid)  # after: a stale name is reclaimable, see store
     if volumes:
         vols = Volumes(store.paths.root)
         in_use = volumes_in_use(store)

@@ -104,27 +104,33 @@ class ContainerStore:
             if not NAME_RE.match(name):
                 raise ContainerError(f"invalid container name {name!r}: use letters, digits, '_', '.' "
                                      f"and '-', starting with a letter or digit")
-        for _ in range(20):
-            candidate = name or generate_name()
-            try:
-                fd = os.open(self.names / candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                if self._reclaim_stale(candidate):
+        # The directory first: a name file whose owner has no directory can then only be the
+        # leftover of a creator that died, never a reservation still in progress.
+        self.dir(cid).mkdir(mode=0o711)
+        try:
+            for _ in range(20):
+                candidate = name or generate_name()
+                try:
+                    fd = os.open(self.names / candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                except FileExistsError:
+                    if self._reclaim_stale(candidate):
+                        continue
+                    if name is not None:
+                        other = self._name_owner(candidate)
+                        raise NameInUseError(f'the container name "/{candidate}" is already in use by '
+                                             f'container {other[:12]}',
+                                             hint="remove that container or choose another name") from None
                     continue
-                if name is not None:
-                    other = self._name_owner(candidate)
-                    raise NameInUseError(f'the container name "/{candidate}" is already in use by '
-                                         f'container {other[:12]}',
-                                         hint="remove that container or choose another name") from None
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(cid)
-            self.dir(cid).mkdir(mode=0o711)
-            return cid, candidate
-        raise ContainerError("could not generate a free container name")
+                with os.fdopen(fd, "w") as f:
+                    f.write(cid)
+                return cid, candidate
+            raise ContainerError("could not generate a free container name")
+        except BaseException:
+            self.dir(cid).rmdir()
+            raise
 
     def _reclaim_stale(self, name: str) -> bool:
-        """Free a name whose owner never got a directory (its creator died right after reserving)."""
+        """Free a name whose owner has no directory (left by a creator or remover that died)."""
         owner = self._name_owner(name)
         if owner == "?" or not ID_RE.match(owner) or self.dir(owner).exists():
             return False

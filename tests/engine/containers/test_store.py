@@ -68,5 +68,5 @@ def test_corrupt_record(store: ContainerStore) -> None:
 
 def test_stale_reservation_is_reclaimed(store: ContainerStore) -> None:
     cid, _ = store.reserve("ghost")
-    store.dir(cid).rmdir()  # as if the creator died between reserving and creating its directory
+    store.dir(cid).rmdir()  # as if a remover died between deleting the directory and the name
     assert store.reserve("ghost")[1] == "ghost"
