@@ -139,6 +139,15 @@ def _resolv_conf() -> str:
         return ""
 
 
+def overlay_available() -> bool:
+    """Whether this kernel has overlayfs (else the copy driver is used, whatever the configuration)."""
+    try:
+        with open("/proc/filesystems") as f:
+            return any(line.split()[-1:] == ["overlay"] for line in f)
+    except OSError:
+        return False
+
+
 def _used_auto_blocks(store: ContainerStore) -> set[int]:
     used = set()
     for cid in store.ids():
@@ -286,7 +295,7 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
     root = Root(readonly=opts.read_only, userxattr=paths.rootless)
     if opts.rootfs:
         root.path = os.path.abspath(opts.rootfs)
-    elif opts.storage_driver == "copy" or shift != (0, 0):
+    elif opts.storage_driver == "copy" or shift != (0, 0) or not overlay_available():
         from engine.containers.copyroot import copy_layers
 
         root.path = str(cdir / "rootfs")

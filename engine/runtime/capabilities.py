@@ -63,6 +63,19 @@ def last_cap() -> int:
         return len(NAMES) - 1
 
 
+def current_bounding() -> int:
+    """This process's bounding set: what it can still grant. A host may withhold some capabilities
+    even from root (this one has no CAP_SYS_RESOURCE); a request for them must not fail capset."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return (1 << 64) - 1
+
+
 def drop_bounding(keep: int, syscalls: sc.Syscalls, top: int) -> None:
     """Remove from the bounding set every capability 0..top that ``keep`` does not hold."""
     for cap in range(top + 1):
@@ -91,6 +104,7 @@ class CapMasks:
         self.ambient = ambient
 
     @classmethod
-    def from_spec(cls, sets: object) -> "CapMasks":
-        return cls(*(mask(getattr(sets, n)) for n in
+    def from_spec(cls, sets: object, available: int = (1 << 64) - 1) -> "CapMasks":
+        """The spec's sets, limited to ``available`` (the capabilities this process can grant)."""
+        return cls(*(mask(getattr(sets, n)) & available for n in
                      ("bounding", "effective", "permitted", "inheritable", "ambient")))

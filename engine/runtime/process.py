@@ -117,7 +117,7 @@ def _bind_console(slave: int, sys_: sc.Syscalls) -> None:
 
 def become(process: Process, who: identity.Identity, sys_: sc.Syscalls, program: bytes) -> None:
     """Drop capabilities, change identity, set no_new_privs, and load seccomp: the runc order."""
-    masks = caps.CapMasks.from_spec(process.capabilities)
+    masks = caps.CapMasks.from_spec(process.capabilities, caps.current_bounding())
     nnp = process.no_new_privileges
     # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it.
     if program and not nnp:

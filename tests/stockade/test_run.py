@@ -235,3 +235,10 @@ def test_network_none_has_only_loopback(engine: Engine, probe_rootfs: Path) -> N
     assert out.split()[0] == "lo" and len(out.split()) == 2
     host = engine.ok("run", "--rm", "--rootfs", "--network", "host", probe_rootfs, "ls", "/sys/class/net")
     assert sorted(host.split()) == sorted(os.listdir("/sys/class/net"))
+
+
+def test_privileged_exists_and_drops_the_confinement(engine: Engine, probe_rootfs: Path) -> None:
+    st = status(engine.ok("run", "--rm", "--rootfs", "--privileged", probe_rootfs, "cat", "/proc/self/status"))
+    ours = status(Path("/proc/self/status").read_text())
+    # every capability the host lets root have (this host withholds CAP_SYS_RESOURCE even from root)
+    assert st["Seccomp"] == "0" and st["CapEff"] == ours["CapBnd"]
