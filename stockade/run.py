@@ -4,17 +4,21 @@ Each step is one function, so the order the design promises is visible here and 
 
 1. ``resolve``: the reference becomes a manifest digest, from the store or by asking the registry
    (nothing is written yet);
-2. ``admit``: **the seam for signature verification and the policy gate**. It receives the resolved
-   digest and the request, and returns the hardening the container gets; a denial raises, and since
-   nothing has been pulled, unpacked or created yet, a denied request writes nothing. Today it applies
-   the hardened defaults (``hardening.defaults``) to the request's flags;
+2. ``admit``: **the policy gate** (``stockade.gate``). The request, the resolved digest and the
+   image's configuration meet the policy (``--policy``, else ``[policy] default``): the signatures it
+   requires are verified (cached), what the user did not ask for gets the policy's hardened value,
+   and the decision is taken. A denial raises ``PolicyDenied`` (exit 122) with every violation; since
+   nothing has been pulled, unpacked or created yet, a denied request writes nothing. An admitted
+   request comes back with its effective settings and the hardening (``hardening.defaults``) they
+   mean;
 3. ``materialize``: pull what is missing and unpack the layers (skipped for a cached image);
 4. ``compile``: the seccomp program for the admitted profile and capability set (cached by content);
 5. ``create`` and launch: the engine gets plain values only (capability names, a BPF file's path,
    masked paths) and never imports ``hardening``.
 
-The warm path (image in the store, filter in the cache) imports no registry client, no libseccomp
-binding and nothing of trust or policy: those load only on the steps that need them.
+The warm path (image in the store, filter in the cache, the decision in the admission cache) imports
+no registry client, no libseccomp binding and nothing of trust or policy: those load only on the steps
+that need them.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from typing import Any
 
 from engine.containers.create import CreateOptions
 from engine.errors import StockadeError
-from hardening.defaults import Hardening, decide
+from hardening.defaults import Hardening
 from stockade.context import Context
+from stockade.gate import Admitted
 
 
 @dataclass
@@ -43,6 +48,7 @@ class RunRequest:
     seccomp: str | None = None  # from --security-opt seccomp=…
     no_new_privileges: bool | None = None  # from --security-opt no-new-privileges[=…]
     log: tuple[int | None, int | None] = (None, None)  # --log-opt max-size, max-file
+    policy: str | None = None  # --policy NAME|FILE (None: [policy] default)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -86,12 +92,11 @@ def resolve(ctx: Context, req: RunRequest) -> Resolved:
         client.close()
 
 
-def admit(ctx: Context, req: RunRequest, resolved: Resolved) -> Hardening:
-    """The admission seam (see the module docstring): decide the hardening, or refuse."""
-    opts = req.options
-    return decide(ctx.config.containers, cap_add=opts.cap_add, cap_drop=opts.cap_drop,
-                  privileged=opts.privileged, seccomp=req.seccomp,
-                  no_new_privileges=req.no_new_privileges)
+def admit(ctx: Context, req: RunRequest, resolved: Resolved) -> Admitted:
+    """The policy gate (see the module docstring): the admitted request and its hardening, or a refusal."""
+    from stockade.gate import admit as gate
+
+    return gate(ctx, req, resolved)
 
 
 def materialize(ctx: Context, req: RunRequest, resolved: Resolved) -> tuple[str, dict[str, Any], list[str]]:
@@ -130,10 +135,11 @@ def seccomp_program(ctx: Context, hardening: Hardening) -> str:
 def prepare(ctx: Context, req: RunRequest) -> CreateOptions:
     """Steps 1-4: the plain options the engine creates the container from."""
     resolved = resolve(ctx, req)
-    hardening = admit(ctx, req, resolved)
+    admitted = admit(ctx, req, resolved)
+    hardening = admitted.hardening
     image_id, config, layers = materialize(ctx, req, resolved)
     return dataclasses.replace(
-        req.options, image_id=image_id, image_config=config, layers=layers,
+        admitted.request.options, image_id=image_id, image_config=config, layers=layers,
         rootfs=resolved.reference if req.rootfs else "",
         capabilities=hardening.capabilities, no_new_privileges=hardening.no_new_privileges,
         seccomp_program=seccomp_program(ctx, hardening), masked_paths=hardening.masked_paths,

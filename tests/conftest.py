@@ -54,11 +54,15 @@ def store_root(tmp_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the machine's configuration and credentials out of tests: every test gets empty XDG
-    directories, its own HOME, and an empty STOCKADE_CONFIG (so /etc/stockade is not read)."""
-    empty = tmp_path / "xdg" / "config.toml"
-    empty.parent.mkdir(parents=True, exist_ok=True)
-    empty.write_text("")
-    monkeypatch.setenv("STOCKADE_CONFIG", str(empty))
+    directories, its own HOME, and its own STOCKADE_CONFIG (so /etc/stockade is not read).
+
+    That configuration names the ``privileged`` policy as the default: tests of the engine's
+    mechanics run what they ask for, as Docker would. The product's default is ``restricted``; the
+    policy gate's tests (tests/stockade/test_gated_run*.py) name their policy or configuration."""
+    config = tmp_path / "xdg" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[policy]\ndefault = "privileged"\n')
+    monkeypatch.setenv("STOCKADE_CONFIG", str(config))
     for var in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
         d = tmp_path / "xdg" / var.lower()
         d.mkdir(parents=True, exist_ok=True)

@@ -99,12 +99,14 @@ def engine_binaries(packages: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 def for_machine(paths: Paths, config: Config | None, config_error: str | None = None, *,
                 host_root: str = "/", images: ImageSource | None = None,
-                packages: tuple[str, ...] = ()) -> AuditView:
-    """The view of this machine (or of a host filesystem mounted at ``host_root``)."""
+                packages: tuple[str, ...] = (), signatures: SignatureVerifier | None = None) -> AuditView:
+    """The view of this machine (or of a host filesystem mounted at ``host_root``); ``signatures`` is
+    the caller's verifier for IMG-009 (``hardening`` cannot build one: it imports neither trust nor
+    policies)."""
     return AuditView(
         host=HostView(host_root), runner=SubprocessRunner(), paths=paths, config=config,
         config_error=config_error,
         images=images if images is not None else StoreImages(paths, config),
         containers=EngineContainers(paths),
-        signatures=None, binaries=engine_binaries(packages) if host_root == "/" else (),
+        signatures=signatures, binaries=engine_binaries(packages) if host_root == "/" else (),
         owner_uid=os.geteuid() if paths.rootless else 0)

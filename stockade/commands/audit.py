@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from engine.config import Config, Paths
     from hardening.audit.model import Check
     from hardening.audit.view import AuditView
+    from stockade.verification import PolicySignatures
 
 SCOPES = ("host", "engine", "images", "containers", "all")
 FORMATS = ("table", "json", "sarif", "junit", "html")
@@ -55,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--fail-on", choices=SEVERITIES, default="low", metavar="SEVERITY",
                    help="exit 1 when a finding is at or above this severity: critical, high, "
                         "medium, low (default), info, or none")
+    p.add_argument("--policy", metavar="NAME|FILE",
+                   help="the policy whose signature requirements IMG-009 checks images against "
+                        "(default: [policy] default)")
     p.add_argument("--host-root", metavar="DIR", default="/",
                    help="audit a host filesystem mounted at DIR instead of the running host")
     p.add_argument("--list", action="store_true", help="list the checks that would run, then exit")
@@ -86,10 +90,15 @@ def cmd_audit(ctx: Context) -> int:
     except ConfigError as exc:
         error = str(exc)
         paths = Paths.default(root=getattr(args, "root", None), runroot=getattr(args, "runroot", None))
-    view = _view(args, paths, config, error)
-    report = run_audit(view, checks, scope=scope, profile=args.profile,
-                       fail_on=None if args.fail_on == "none" else Severity.parse(args.fail_on),
-                       ignores=ignores, benchmark=registry.benchmark, tool_version=__version__)
+    verifier = _signatures(args, config, paths)
+    try:
+        view = _view(args, paths, config, error, verifier)
+        report = run_audit(view, checks, scope=scope, profile=args.profile,
+                           fail_on=None if args.fail_on == "none" else Severity.parse(args.fail_on),
+                           ignores=ignores, benchmark=registry.benchmark, tool_version=__version__)
+    finally:
+        if verifier is not None:
+            verifier.verifier.close()
     from hardening.audit.report import render
 
     sys.stdout.write(render(report, args.output))
@@ -99,8 +108,25 @@ def cmd_audit(ctx: Context) -> int:
     return report.exit_code()
 
 
+def _signatures(args: argparse.Namespace, config: Config | None, paths: Paths) -> PolicySignatures | None:
+    """IMG-009's verifier: the policy's signature rules, verified through trust (None when the
+    policy requires no signature at all, so the check SKIPs with that reason)."""
+    if config is None:
+        return None
+    from policies import PolicyError, resolve_policy
+    from stockade.verification import PolicySignatures, PolicyVerifier
+
+    try:
+        policy = resolve_policy(args.policy or config.policy.default)
+    except PolicyError as exc:
+        raise UsageError(f"--policy: {exc}") from None
+    if not policy.requirements:
+        return None
+    return PolicySignatures(policy, PolicyVerifier(config, paths))
+
+
 def _view(args: argparse.Namespace, paths: Paths, config: Config | None,
-          error: str | None) -> AuditView:
+          error: str | None, signatures: PolicySignatures | None) -> AuditView:
     """The machine view, with ``--image`` narrowing the images to one."""
     from hardening.audit.view import for_machine
 
@@ -130,7 +156,7 @@ def _view(args: argparse.Namespace, paths: Paths, config: Config | None,
 
     package = str(Path(stockade.__file__).resolve().parent) if stockade.__file__ else ""
     return for_machine(paths, config, error, host_root=args.host_root, images=images,
-                       packages=(package,) if package else ())
+                       packages=(package,) if package else (), signatures=signatures)
 
 
 def _list(ctx: Context, checks: list[Check]) -> int:

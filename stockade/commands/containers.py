@@ -193,10 +193,10 @@ def run_request(args: argparse.Namespace) -> Any:
         stop_signal=args.stop_signal, stop_timeout=args.stop_timeout, labels=labels)
     return RunRequest(image=args.image, options=options, rootfs=args.rootfs, pull=args.pull,
                       detach=getattr(args, "detach", False), seccomp=seccomp, no_new_privileges=nnp,
-                      log=(log_max_size, log_max_file))
+                      log=(log_max_size, log_max_file), policy=args.policy)
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
+def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--help", action="help", help="show this help message and exit")
     p.add_argument("image", metavar="IMAGE", help="image reference (or a directory with --rootfs)")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND", help="command and arguments")
@@ -204,6 +204,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="IMAGE is a directory to use as the root filesystem as is (as podman)")
     p.add_argument("--pull", choices=("missing", "always", "never"), default="missing",
                    help="when to pull the image (default: missing)")
+    p.add_argument("--policy", metavar="NAME|FILE",
+                   help="the policy that admits the container: a built-in profile (restricted, baseline, "
+                        "privileged) or a policy file (default: [policy] default, restricted)")
     p.add_argument("--name", help="assign a name to the container")
     p.add_argument("-i", "--interactive", action="store_true", help="keep stdin open and attached")
     p.add_argument("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
@@ -257,9 +260,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 def _as_run_error(exc: Exception) -> StockadeError:
     """Docker exits 125 when the container could not be run (whatever failed: a registry, a file);
-    126 and 127 (the command itself) pass through."""
+    126 and 127 (the command itself) and the policy's refusal (122) pass through."""
+    from stockade.gate import EXIT_DENIED
+
     if isinstance(exc, StockadeError):
-        if exc.exit_code not in (126, 127):
+        if exc.exit_code not in (126, 127, EXIT_DENIED):
             exc.exit_code = 125
         return exc
     where = f": {exc.filename}" if isinstance(exc, OSError) and exc.filename else ""
@@ -273,7 +278,7 @@ def cmd_run(ctx: Context) -> int:
     from stockade.run import run
 
     try:
-        return run(ctx, _with_config(ctx, run_request(ctx.args)))
+        return run(ctx, with_config(ctx, run_request(ctx.args)))
     except (StockadeError, OSError) as exc:
         raise _as_run_error(exc) from None
 
@@ -282,14 +287,14 @@ def cmd_create(ctx: Context) -> int:
     from stockade.run import create
 
     try:
-        doc = create(ctx, _with_config(ctx, run_request(ctx.args)))
+        doc = create(ctx, with_config(ctx, run_request(ctx.args)))
     except (StockadeError, OSError) as exc:
         raise _as_run_error(exc) from None
     print(doc["Id"])
     return 0
 
 
-def _with_config(ctx: Context, req: Any) -> Any:
+def with_config(ctx: Context, req: Any) -> Any:
     """Fill what the flags left to the configuration: log rotation and the user namespace mode."""
     cfg = ctx.config.containers
     size, files = req.log
@@ -523,12 +528,12 @@ def _names(p: argparse.ArgumentParser) -> None:
 
 def _register_verbs(sub: argparse._SubParsersAction, *, group: bool) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", add_help=False, help="create and run a container")
-    _add_run_flags(p)
+    add_run_flags(p)
     p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the id")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("create", add_help=False, help="create a container without starting it")
-    _add_run_flags(p)
+    add_run_flags(p)
     p.set_defaults(func=cmd_create, detach=False)
 
     for name, func, helptext in (("start", cmd_start, "start stopped containers (detached)"),

@@ -1,7 +1,7 @@
 """``stockade policy check|test|lint|new|show``: the policy engine for CI pipelines.
 
 ``check`` evaluates Kubernetes manifests and ``stockade run`` lines against a policy and gates the
-pipeline by its exit code; ``test`` runs policy test cases; ``lint`` validates a policy and warns
+pipeline by its exit code; ``explain`` shows what ``run`` would do with a request (``stockade.explain``); ``test`` runs policy test cases; ``lint`` validates a policy and warns
 about risky settings; ``new`` scaffolds a policy requiring given signers; ``show`` prints a built-in
 or resolved policy.
 
@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from stockade import __version__
+from stockade.commands.containers import add_run_flags
 from stockade.context import Context
 from stockade.output import print_json, print_table
 
@@ -97,6 +98,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     n.add_argument("--require-tlog", action="store_true", help="require transparency-log entries for keys too")
     n.set_defaults(func=cmd_new)
 
+    e = verbs.add_parser("explain", add_help=False,
+                         help="show the hardened configuration and the decision `stockade run IMAGE [flags]` "
+                              "would get, without running anything")
+    add_run_flags(e)
+    e.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    e.set_defaults(func=cmd_explain)
+
     s = verbs.add_parser("show", help="print a built-in profile or a policy file with its profile applied")
     s.add_argument("policy", metavar="NAME|FILE")
     s.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
@@ -134,21 +142,6 @@ def _run_lines(text: str) -> list[tuple[int, str]]:
         if len(words) >= 2 and os.path.basename(words[0]) in ("stockade", "docker", "podman") and "run" in words[1:]:
             out.append((start, line))
     return out
-
-
-def _verification(reference: str, requirements: list[Any]) -> dict[str, Any]:
-    """The seam to ``trust``: verify ``reference`` against ``requirements`` for ``policy check``.
-
-    trust's registry-backed ``verify_image`` has not landed yet, so an image that needs signatures
-    cannot be verified here and fails closed with this reason. When it lands, call it with
-    ``trust.requirements.Requirements`` built from each ``SignatureRequirement`` (keys from ``pem``,
-    identities, ``require_tlog=transparency_log``) and map the ``Verdict`` into ``image.digest``,
-    ``image.signatures`` (``keyId``/``subject``/``issuer``/``tlog``/``digest`` per valid
-    signature), ``image.verification.failures`` and ``image.tuf`` (ARCHITECTURE.md, "Policies").
-    """
-    names = ", ".join(r.name for r in requirements)
-    return {"error": f"cannot verify signatures of {reference} required by {names}: registry-backed "
-                     "signature verification is not available to `policy check` yet"}
 
 
 def _expand(paths: list[str]) -> list[str]:
@@ -207,6 +200,7 @@ def _subjects(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
 def cmd_check(ctx: Context) -> int:
     from policies import evaluate, harden, requirements_for, resolve_policy
     from policies.errors import PolicyError
+    from stockade.verification import PolicyVerifier
 
     args = ctx.args
     if not args.files and not args.runs:
@@ -216,24 +210,28 @@ def cmd_check(ctx: Context) -> int:
     if not located:
         raise PolicyUsageError("no container found to check (" + "; ".join(skipped or ["no input"]) + ")")
     checked = []
-    for item in located:
-        document = item.document
-        request = None
-        if document.get("context", {}).get("kind") == "run":
-            request = document["container"]
-            hardened = harden(policy, document)
-            document = hardened.document
-        reference = document["image"]["reference"]
-        try:
-            requirements = requirements_for(policy, reference)
-            if requirements:
-                document = {**document, "image": {**document["image"], "verification": _verification(
-                    reference, requirements)}}
-            decision = evaluate(policy, document, now=args.now)
-        except PolicyError as exc:
-            where = f"{item.source.file}:{item.source.line}" if item.source.line else item.source.file
-            raise PolicyUsageError(f"{where}: {item.source.label}: {exc}") from None
-        checked.append((item.source, decision, request, document["container"]))
+    verifier = PolicyVerifier(ctx.config, ctx.paths)
+    try:
+        for item in located:
+            document = item.document
+            request = None
+            if document.get("context", {}).get("kind") == "run":
+                request = document["container"]
+                hardened = harden(policy, document)
+                document = hardened.document
+            reference = document["image"]["reference"]
+            try:
+                requirements = requirements_for(policy, reference)
+                if requirements:  # verified where the manifest points: the registry's current digest
+                    facts = verifier.verify(reference, requirements)
+                    document = {**document, "image": {**document["image"], **facts.as_image()}}
+                decision = evaluate(policy, document, now=args.now)
+            except PolicyError as exc:
+                where = f"{item.source.file}:{item.source.line}" if item.source.line else item.source.file
+                raise PolicyUsageError(f"{where}: {item.source.label}: {exc}") from None
+            checked.append((item.source, decision, request, document["container"]))
+    finally:
+        verifier.close()
     denied = sum(1 for _, d, _, _ in checked if not d.allowed)
     if args.output == "sarif":
         from policies.sarif import to_sarif
@@ -269,6 +267,12 @@ def _check_table(checked: list[Any], label: str, denied: int) -> None:
     print_table(rows, [("where", "where"), ("object", "object"), ("result", "result"), ("rule", "rule"),
                        ("message", "message")])
     print(f"policy {label}: {len(checked)} container(s) checked, {denied} denied")
+
+
+def cmd_explain(ctx: Context) -> int:
+    from stockade.explain import explain
+
+    return explain(ctx)
 
 
 # ------------------------------------------------------------------------------ test, lint, show

@@ -64,7 +64,7 @@ def test_check_allows_a_compliant_manifest(manifests: dict[str, Path]) -> None:
 
 
 def test_check_denies_and_lists_every_violation_as_json(manifests: dict[str, Path]) -> None:
-    out = stockade("policy", "check", "-f", manifests["good"].parent, "-o", "json")  # bad.yaml, good.yaml
+    out = stockade("policy", "check", "-f", manifests["good"].parent, "--policy", "restricted", "-o", "json")
     assert out.returncode == 1, out.stderr
     data = json.loads(out.stdout)
     assert (data["checked"], data["denied"], data["allowed"]) == (2, 1, False)
@@ -80,7 +80,8 @@ def test_check_run_lines_from_flags_and_scripts(tmp_path: Path) -> None:
     script = tmp_path / "deploy.sh"
     script.write_text("#!/bin/sh\nset -e\nstockade run --rm \\\n  --cap-add SYS_ADMIN busybox id\n"
                       "echo done\ndocker run -d --read-only nginx:1.27\n")
-    out = stockade("policy", "check", "-f", script, "--run", "stockade run -u 1000 busybox", "-o", "json")
+    out = stockade("policy", "check", "-f", script, "--run", "stockade run -u 1000 busybox", "--policy", "restricted",
+                   "-o", "json")
     assert out.returncode == 1, out.stderr
     results = json.loads(out.stdout)["results"]
     assert [(r["source"]["line"], r["decision"]) for r in results] == [(3, "deny"), (6, "allow"), (None, "allow")]
@@ -135,15 +136,18 @@ def test_check_policy_typo_exits_2_with_file_line_field(tmp_path: Path, manifest
     assert f"{policy}:7:5: spec.runtime.readOnlyRootFilesytem: unknown field" in out.stderr
 
 
-def test_required_signatures_fail_closed_until_trust_is_wired(tmp_path: Path, manifests: dict[str, Path]) -> None:
+def test_required_signatures_of_an_unreachable_image_fail_closed(tmp_path: Path, manifests: dict[str, Path]) -> None:
     key, _ = make_key(tmp_path, "release.pub")
     policy = tmp_path / "p.yaml"
     policy.write_text("apiVersion: stockade.dev/v1\nkind: Policy\nmetadata: {name: signed}\nspec:\n  signatures:\n"
-                      "    - {images: ['registry.example.com/**'], keys: [{path: release.pub}]}\n")
-    out = stockade("policy", "check", "-f", manifests["good"], "--policy", policy, "-o", "json")
+                      "    - {images: ['127.0.0.1:1/**'], keys: [{path: release.pub}]}\n")
+    pod = tmp_path / "pod.yaml"
+    pod.write_text(manifests["good"].read_text().replace("registry.example.com/org/app:1.0", "127.0.0.1:1/org/app:1.0"))
+    out = stockade("policy", "check", "-f", pod, "--policy", policy, "-o", "json")
     assert out.returncode == 1
     (violation,) = json.loads(out.stdout)["results"][0]["violations"]
-    assert violation["rule"] == "signatures" and "cannot verify signatures" in violation["message"]
+    assert violation["rule"] == "signatures" and violation["path"] == "image.verification.error"
+    assert "signature verification failed" in violation["message"]
 
 
 def test_policy_test_runs_cases_like_kyverno_test(tmp_path: Path) -> None:

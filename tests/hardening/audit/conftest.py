@@ -29,7 +29,7 @@ def mixed_report(world: World) -> Report:
     for check_id in MIXED:
         FIXTURES[check_id].fail(world)
     world.containers[0]["Name"] = '/web<script>alert("x")</script>'
-    world.verifier = None  # IMG-009 SKIPs: trust not wired in
+    world.verifier = None  # IMG-009 SKIPs: the policy requires no signatures
     # A directory where a sysctl file should be: unreadable even for root, so HOST-018 is ERROR.
     world.real("/proc/sys/kernel/dmesg_restrict").unlink()
     world.mkdir("/proc/sys/kernel/dmesg_restrict")
