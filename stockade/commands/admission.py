@@ -14,7 +14,6 @@ import argparse
 import json
 import logging
 import signal
-import ssl
 import sys
 import threading
 import time
@@ -107,6 +106,8 @@ def _logger(debug: bool) -> logging.Logger:
 
 
 def cmd_serve(ctx: Context) -> int:
+    import ssl
+
     from policies import resolve_policy
     from stockade.admission import build_service
     from stockade.admission.server import AdmissionHTTPServer, CertificateStore

@@ -17,14 +17,14 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Iterator
 
 from engine.errors import StockadeError, UsageError
 from engine.reference import Reference
-from engine.registry.platform import Platform
-from engine.store import Image, InUse, Store
 from stockade.context import Context
 from stockade.output import add_output_flag, human_size, print_json, print_mapping, print_table
 
-if TYPE_CHECKING:  # the network code loads only in the verbs that talk to a registry
+if TYPE_CHECKING:  # the store and the network code load only in the verbs that use them
     from engine.registry.client import RegistryClient
     from engine.registry.credentials import Credentials
+    from engine.registry.platform import Platform
+    from engine.store import Image, InUse, Store
 
 
 # --- shared helpers (also used by login and by the run pipeline) -----------------------------------
@@ -78,7 +78,15 @@ def _prompt_password(user: str) -> str:
 
 
 def open_store(ctx: Context) -> Store:
+    from engine.store import Store
+
     return Store(ctx.paths, ctx.config)
+
+
+def _platform(text: str | None) -> Platform | None:
+    from engine.registry.platform import Platform
+
+    return Platform.parse(text) if text else None
 
 
 def images_in_use(ctx: Context) -> InUse:
@@ -126,7 +134,7 @@ def _ago(timestamp: str | None) -> str:
 def cmd_pull(ctx: Context) -> int:
     args = ctx.args
     ref = Reference.parse(args.image)
-    platform = Platform.parse(args.platform) if args.platform else None
+    platform = _platform(args.platform)
     store, client = open_store(ctx), registry_client(ctx)
     bars = _progress(ctx)
     try:
@@ -410,7 +418,7 @@ def cmd_import(ctx: Context) -> int:
     args = ctx.args
     store = open_store(ctx)
     name = Reference.parse(args.reference) if args.reference else None
-    platform = Platform.parse(args.platform) if args.platform else None
+    platform = _platform(args.platform)
     options = dict(changes=args.change or [], message=args.message, platform=platform, name=name)
     if args.file == "-":
         image = import_rootfs(store, sys.stdin.buffer, source_name="-", **options)  # type: ignore[arg-type]

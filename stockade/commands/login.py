@@ -12,7 +12,6 @@ from pathlib import Path
 
 from engine.errors import NotFoundError, UsageError
 from engine.reference import DEFAULT_REGISTRY
-from engine.registry.credentials import Credentials, normalize_host  # no network code: light
 from stockade.commands.images import add_registry_flags, registry_client
 from stockade.context import Context
 
@@ -38,6 +37,8 @@ def _password(ctx: Context, user: str) -> str:
 
 
 def cmd_login(ctx: Context) -> int:
+    from engine.registry.credentials import Credentials, normalize_host
+
     args = ctx.args
     registry = normalize_host(args.server or DEFAULT_REGISTRY)
     user = args.username
@@ -57,6 +58,8 @@ def cmd_login(ctx: Context) -> int:
 
 
 def cmd_logout(ctx: Context) -> int:
+    from engine.registry.credentials import normalize_host
+
     args = ctx.args
     client = registry_client(ctx)
     store = client.credential_store
