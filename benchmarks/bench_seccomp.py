@@ -63,6 +63,10 @@ def main() -> None:
         spec["linux"]["seccomp"] = expanded_profile("default", list(DEFAULT))
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+        # This measures the filter, not admission: the privileged policy admits the unconfined case.
+        config = work / "config.toml"
+        config.write_text('[policy]\ndefault = "privileged"\n')
+        env["STOCKADE_CONFIG"] = str(config)
         stockade = [sys.executable, "-m", "stockade", "--root", str(work / "store"), "run", "--rm",
                     "--rootfs", "--read-only"]
         bench = Benchmark("seccomp", f"{CALLS} raw syscalls in a container, timed inside (ns per call)")

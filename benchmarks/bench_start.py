@@ -43,9 +43,12 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, check=False)  # nosec B603
 
 
-def _stockade_env() -> dict[str, str]:
+def _stockade_env(work: Path) -> dict[str, str]:
+    """The product's defaults (an empty configuration: the default policy, hardening and driver)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    (work / "config.toml").write_text("")
+    env["STOCKADE_CONFIG"] = str(work / "config.toml")
     return env
 
 
@@ -93,7 +96,7 @@ def main() -> None:
         populate_busybox_rootfs(rootfs)
         store = work / "store"
         stockade = [sys.executable, "-m", "stockade", "--root", str(store)]
-        env = _stockade_env()
+        env = _stockade_env(work)
         for step in (["pull", image], ["run", "--rm", image, "/bin/true"]):  # warm: image, .pyc, filter
             proc = subprocess.run(stockade + step, env=env, capture_output=True, text=True)  # nosec B603
             if proc.returncode:
