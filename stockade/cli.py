@@ -53,14 +53,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 # Verbs whose start latency is a feature (``run`` above all): only the module that owns them is
-# imported and registered. ``stockade --help`` and every other verb build the full parser.
+# imported, and only that verb's parser is built (``register_verb(sub, verb)``). ``stockade --help``
+# and every other verb build the full parser.
 FAST_VERBS: dict[str, str] = {verb: "stockade.commands.containers" for verb in (
     "run", "create", "start", "stop", "restart", "kill", "rm", "ps", "logs", "exec", "top", "wait")}
 _GLOBAL_WITH_VALUE = ("--root", "--runroot", "--config")
 
 
-def _fast_module(argv: Sequence[str]) -> str | None:
-    """The one command module ``argv``'s verb needs, if it is a fast verb and no global help is asked."""
+def _fast_verb(argv: Sequence[str]) -> str | None:
+    """``argv``'s verb if it is a fast verb and no global help is asked."""
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -72,11 +73,11 @@ def _fast_module(argv: Sequence[str]) -> str | None:
         if arg.startswith("-"):
             i += 1
             continue
-        return FAST_VERBS.get(arg)
+        return arg if arg in FAST_VERBS else None
     return None
 
 
-def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(prog="stockade",
                      description="Run signed container images under enforced hardening.")
     parser.add_argument("--version", action="version", version=f"stockade version {__version__}")
@@ -91,7 +92,10 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
                              "~/.config/stockade/config.toml; env STOCKADE_CONFIG)")
     parser.add_argument("--debug", action="store_true", help="print a traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in modules:
+    if verb is not None:
+        importlib.import_module(FAST_VERBS[verb]).register_verb(sub, verb)
+        return parser
+    for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -102,8 +106,7 @@ def _report(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    fast = _fast_module(arguments)
-    parser = build_parser((fast,) if fast else COMMAND_MODULES)
+    parser = build_parser(verb=_fast_verb(arguments))
     args = parser.parse_args(arguments)
     handler: Handler | None = getattr(args, "func", None)
     if handler is None:

@@ -526,52 +526,68 @@ def _names(p: argparse.ArgumentParser) -> None:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
 
 
-def _register_verbs(sub: argparse._SubParsersAction, *, group: bool) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("run", add_help=False, help="create and run a container")
+Parsers = argparse._SubParsersAction  # type: ignore[type-arg]
+
+
+def _add_run(sub: Parsers, name: str) -> None:
+    p = sub.add_parser(name, add_help=False, help="create and run a container")
     add_run_flags(p)
     p.add_argument("-d", "--detach", action="store_true", help="run in the background, print the id")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("create", add_help=False, help="create a container without starting it")
+
+def _add_create(sub: Parsers, name: str) -> None:
+    p = sub.add_parser(name, add_help=False, help="create a container without starting it")
     add_run_flags(p)
     p.set_defaults(func=cmd_create, detach=False)
 
-    for name, func, helptext in (("start", cmd_start, "start stopped containers (detached)"),
-                                 ("stop", cmd_stop, "stop running containers"),
-                                 ("restart", cmd_restart, "restart containers")):
-        p = sub.add_parser(name, help=helptext)
-        _names(p)
-        if name != "start":
-            p.add_argument("-t", "--time", type=int, default=None, metavar="SECONDS",
-                           help="seconds to wait before killing (default: the container's, 10)")
-        p.set_defaults(func=func)
 
-    p = sub.add_parser("kill", help="send a signal to running containers")
+def _add_stop_like(sub: Parsers, name: str) -> None:
+    func, helptext = {"start": (cmd_start, "start stopped containers (detached)"),
+                      "stop": (cmd_stop, "stop running containers"),
+                      "restart": (cmd_restart, "restart containers")}[name]
+    p = sub.add_parser(name, help=helptext)
+    _names(p)
+    if name != "start":
+        p.add_argument("-t", "--time", type=int, default=None, metavar="SECONDS",
+                       help="seconds to wait before killing (default: the container's, 10)")
+    p.set_defaults(func=func)
+
+
+def _add_kill(sub: Parsers, name: str) -> None:
+    p = sub.add_parser(name, help="send a signal to running containers")
     _names(p)
     p.add_argument("-s", "--signal", default="SIGKILL", help="signal to send (default SIGKILL)")
     p.set_defaults(func=cmd_kill)
 
-    p = sub.add_parser("rm", help="remove containers")
+
+def _add_rm(sub: Parsers, name: str) -> None:
+    p = sub.add_parser(name, help="remove containers")
     _names(p)
     p.add_argument("-f", "--force", action="store_true", help="kill and remove running containers")
     p.add_argument("-v", "--volumes", action="store_true", help="also remove anonymous volumes")
     p.set_defaults(func=cmd_rm)
 
-    for name in (("ls", "list", "ps") if group else ("ps",)):
-        p = sub.add_parser(name, help="list containers")
-        p.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
-        p.add_argument("-q", "--quiet", action="store_true", help="only ids")
-        add_output_flag(p)
-        p.set_defaults(func=cmd_ps)
 
-    p = sub.add_parser("logs", help="show a detached container's output")
+def _add_ps(sub: Parsers, name: str) -> None:
+    p = sub.add_parser(name, help="list containers")
+    p.add_argument("-a", "--all", action="store_true", help="show stopped containers too")
+    p.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    add_output_flag(p)
+    p.set_defaults(func=cmd_ps)
+
+
+def _add_logs(sub: Parsers, name: str) -> None:
+    p = sub.add_parser(name, help="show a detached container's output")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new output")
     p.add_argument("-n", "--tail", default=None, metavar="N", help="only the last N lines")
     p.add_argument("-t", "--timestamps", action="store_true", help="prefix each line with its time")
     p.set_defaults(func=cmd_logs)
 
-    p = sub.add_parser("exec", help="run a command in a running container")
+
+def _add_exec(sub: Parsers, name: str) -> None:
+    p = sub.add_parser(name, help="run a command in a running container")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND")
     p.add_argument("-d", "--detach", action="store_true", help="do not wait for the command")
@@ -583,22 +599,41 @@ def _register_verbs(sub: argparse._SubParsersAction, *, group: bool) -> None:  #
     p.add_argument("-w", "--workdir", metavar="DIR", help="working directory")
     p.set_defaults(func=cmd_exec)
 
-    p = sub.add_parser("top", help="list a container's processes")
+
+def _add_top(sub: Parsers, name: str) -> None:
+    p = sub.add_parser(name, help="list a container's processes")
     p.add_argument("container", metavar="CONTAINER")
     add_output_flag(p)
     p.set_defaults(func=cmd_top)
 
-    p = sub.add_parser("wait", help="wait for containers to exit and print their exit codes")
+
+def _add_wait(sub: Parsers, name: str) -> None:
+    p = sub.add_parser(name, help="wait for containers to exit and print their exit codes")
     _names(p)
     p.set_defaults(func=cmd_wait)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    _register_verbs(sub, group=False)
+# Top-level verb -> the function that registers it (``register_verb`` builds just one: the CLI's
+# fast path for ``run`` and friends; ``register`` builds them all, plus the ``container`` group).
+VERBS = {"run": _add_run, "create": _add_create, "start": _add_stop_like, "stop": _add_stop_like,
+         "restart": _add_stop_like, "kill": _add_kill, "rm": _add_rm, "ps": _add_ps, "logs": _add_logs,
+         "exec": _add_exec, "top": _add_top, "wait": _add_wait}
+
+
+def register_verb(sub: Parsers, verb: str) -> None:
+    VERBS[verb](sub, verb)
+
+
+def register(sub: Parsers) -> None:
+    for verb, add in VERBS.items():
+        add(sub, verb)
     group = sub.add_parser("container", help="manage containers (Docker's container subcommands)")
     gsub = group.add_subparsers(dest="container_command", metavar="COMMAND",
                                 parser_class=type(group))
-    _register_verbs(gsub, group=True)
+    for verb, add in VERBS.items():
+        add(gsub, verb)
+    _add_ps(gsub, "ls")
+    _add_ps(gsub, "list")
     p = gsub.add_parser("inspect", help="show containers' state and configuration as JSON")
     _names(p)
     p.set_defaults(func=cmd_inspect)
