@@ -10,7 +10,13 @@ connections), posting the same AdmissionReview for a compliant Pod until ``REQUE
 Cases (interleaved rounds; each sample is the wall time of one batch of ``REQUESTS`` reviews):
 
 * ``webhook cached``: the Pod's image by digest; after the first review the verdict is cached, so
-  a review is TLS + HTTP + JSON + translation + a cache lookup + evaluation (the issue's target);
+  a review is TLS + HTTP + JSON + translation + a cache lookup + evaluation. Closed loop: eight
+  reviews always in flight, so this is the most the server answers, and its latency is mostly
+  queueing behind the other seven;
+* ``webhook cached @500/s``: the same reviews sent on a fixed schedule, 500/s in all (the API server
+  sends when Pods are created, not when the last answer came back); latency counts from each
+  review's scheduled time, so a server that falls behind pays for it. The issue's target is this
+  case's p99 (< 20 ms) with the closed loop above 500/s;
 * ``webhook cached, tag``: the image by tag: the verdict is cached by digest, but the tag is
   resolved at the registry on every review (one manifest GET);
 * ``webhook uncached``: ``--no-cache``: every review verifies the signature at the registry;
@@ -21,11 +27,11 @@ Cases (interleaved rounds; each sample is the wall time of one batch of ``REQUES
   thread, cached verdict), what one decision costs without TLS and HTTP.
 
 ``python -m benchmarks admission``. Target (issue 7): >= 500 decisions/s and p99 < 20 ms, cached.
+``STOCKADE_BENCH_ADMISSION_REQUESTS`` (default 1000) and ``STOCKADE_BENCH_ROUNDS`` (5) scale it.
 """
 
 from __future__ import annotations
 
-import http.client
 import http.server
 import json
 import multiprocessing
@@ -46,45 +52,51 @@ from benchmarks.harness import PYTHON, REPO, Benchmark, stockade_argv
 REQUESTS = int(os.environ.get("STOCKADE_BENCH_ADMISSION_REQUESTS", "1000"))
 UNCACHED_REQUESTS = max(REQUESTS // 4, 50)
 CLIENT_PROCESSES, THREADS = 2, 4
-SERVICE_DNS = "stockade-admission.stockade-system.svc"
 
 
 # --- clients ---------------------------------------------------------------------------------------------
 
-class _Connection(http.client.HTTPSConnection):
-    def __init__(self, port: int, context: ssl.SSLContext) -> None:
-        super().__init__("127.0.0.1", port, context=context, timeout=30)
-        self._tls = context
+def _client_thread(port: int, context: ssl.SSLContext, body: bytes, schedule: list[float] | None, count: int,
+                   out: list[float]) -> None:
+    """``count`` reviews on one keep-alive connection: back to back, or each at its ``schedule`` time
+    (then latency counts from the scheduled time, so a server that falls behind is not flattered)."""
+    from tests.admission.webhook import ServiceConnection
 
-    def connect(self) -> None:
-        http.client.HTTPConnection.connect(self)
-        self.sock = self._tls.wrap_socket(self.sock, server_hostname=SERVICE_DNS)
-
-
-def _client_thread(port: int, context: ssl.SSLContext, body: bytes, count: int, out: list[float]) -> None:
-    conn = _Connection(port, context)
+    conn = ServiceConnection(port, context, timeout=30)
     headers = {"Content-Type": "application/json"}
     try:
-        for _ in range(count):
-            start = time.perf_counter()
+        conn.connect()  # the API server keeps its connections: latencies are of reviews, not handshakes
+        for n in range(count):
+            if schedule is not None:
+                start = schedule[n]
+                time.sleep(max(0.0, start - time.monotonic()))
+            else:
+                start = time.monotonic()
             conn.request("POST", "/validate", body, headers)
             resp = conn.getresponse()
             answer = resp.read()
-            out.append(time.perf_counter() - start)
+            out.append(time.monotonic() - start)
             if resp.status != 200 or b'"allowed":true' not in answer:
                 raise RuntimeError(f"unexpected answer {resp.status}: {answer[:300]!r}")
     finally:
         conn.close()
 
 
-def _client_process(task: tuple[int, str, bytes, int]) -> list[float]:
-    """One client process: THREADS keep-alive connections sharing ``count`` reviews."""
-    port, ca, body, count = task
+def _client_process(task: tuple[int, str, bytes, int, int, float, float]) -> tuple[list[float], float]:
+    """One client process: THREADS keep-alive connections sharing ``count`` reviews; with ``rate``
+    (reviews/s over all clients) each connection sends on a fixed schedule starting at ``t0``."""
+    port, ca, body, count, index, rate, t0 = task
     context = ssl.create_default_context(cafile=ca)
     latencies: list[list[float]] = [[] for _ in range(THREADS)]
     shares = [count // THREADS + (1 if n < count % THREADS else 0) for n in range(THREADS)]
-    threads = [threading.Thread(target=_client_thread, args=(port, context, body, share, out))
-               for share, out in zip(shares, latencies)]
+    connections = CLIENT_PROCESSES * THREADS
+    threads = []
+    for n, (share, out) in enumerate(zip(shares, latencies)):
+        schedule = None
+        if rate:
+            slot = index * THREADS + n  # connections take turns: one review every 1/rate s in all
+            schedule = [t0 + (slot + k * connections) / rate for k in range(share)]
+        threads.append(threading.Thread(target=_client_thread, args=(port, context, body, schedule, share, out)))
     for t in threads:
         t.start()
     for t in threads:
@@ -92,31 +104,42 @@ def _client_process(task: tuple[int, str, bytes, int]) -> list[float]:
     flat = [x for part in latencies for x in part]
     if len(flat) != count:
         raise RuntimeError(f"a client thread failed ({len(flat)} of {count} answered)")
-    return flat
+    return flat, time.monotonic()
 
 
 class LoadCase:
-    """A fixed number of reviews from CLIENT_PROCESSES x THREADS connections; latencies kept per case."""
+    """A fixed number of reviews from CLIENT_PROCESSES x THREADS connections, as fast as they are
+    answered or paced at ``rate`` reviews/s in all; latencies kept per case."""
 
-    def __init__(self, pool: Any, port: int, ca: Path, body: bytes, requests: int) -> None:
+    def __init__(self, pool: Any, port: int, ca: Path, body: bytes, requests: int, rate: float = 0.0) -> None:
         self.pool, self.port, self.ca, self.body, self.requests = pool, port, str(ca), body, requests
+        self.rate = rate
         self.latencies: list[float] = []
         self.rates: list[float] = []
+        self.round_p99: list[float] = []
 
     def __call__(self) -> float:
         per = [self.requests // CLIENT_PROCESSES + (1 if n < self.requests % CLIENT_PROCESSES else 0)
                for n in range(CLIENT_PROCESSES)]
+        # the clients start and make their TLS connections before the first scheduled review (on a
+        # loaded machine 0.3 s was not always enough, and a late client counts against the server)
+        t0 = time.monotonic() + 1.0
         start = time.perf_counter()
-        results = self.pool.map(_client_process, [(self.port, self.ca, self.body, n) for n in per])
+        results = self.pool.map(_client_process, [(self.port, self.ca, self.body, count, index, self.rate, t0)
+                                                  for index, count in enumerate(per)])
         elapsed = time.perf_counter() - start
-        self.latencies += [x for r in results for x in r]
-        self.rates.append(self.requests / elapsed)
+        batch = sorted(x for r, _ in results for x in r)
+        self.latencies += batch
+        self.round_p99.append(batch[int(len(batch) * 0.99)] * 1e3)
+        # paced: the rate achieved from the first scheduled review to the last answer
+        self.rates.append(self.requests / (max(done for _, done in results) - t0 if self.rate else elapsed))
         return elapsed
 
     def summary(self) -> dict[str, float]:
         lat = sorted(self.latencies)
         return {"requests": len(lat), "decisions_per_s_median": statistics.median(self.rates),
-                "p50_ms": lat[len(lat) // 2] * 1e3, "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3}
+                "p50_ms": lat[len(lat) // 2] * 1e3, "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3,
+                "p99_ms_per_round": [round(x, 2) for x in self.round_p99]}
 
 
 # --- servers ---------------------------------------------------------------------------------------------
@@ -176,17 +199,11 @@ def _start_webhook(work: Path, certs: Path, policy: Path, *extra: str) -> tuple[
 
 
 def _pod_review(image: str) -> bytes:
-    spec = {"securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{"name": "app", "image": image, "resources": {"limits": {"memory": "128Mi", "cpu": "500m"}},
-                            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                                "capabilities": {"drop": ["ALL"]}}}]}
-    return json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
-        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"}, "namespace": "shop", "operation": "CREATE",
-        "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
-        "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-5d8f7", "namespace": "shop",
-                                                                   "labels": {"app": "web"}}, "spec": spec},
-        "oldObject": None, "dryRun": False}}).encode()
+    """The AdmissionReview the tests send for a compliant Pod (as a ReplicaSet would create it)."""
+    from tests.admission.webhook import compliant_pod_spec, review, workload
+
+    pod = workload("Pod", compliant_pod_spec(image), name="web-5d8f7", namespace="shop")
+    return json.dumps(review(pod, namespace="shop")).encode()
 
 
 def _in_process(policy: Path, work: Path, body: bytes, count: int) -> dict[str, float]:
@@ -254,6 +271,7 @@ def main() -> None:
             time.sleep(0.05)
         cases = {
             "webhook cached": LoadCase(pool, cached_port, certs / "ca.crt", by_digest, REQUESTS),
+            "webhook cached @500/s": LoadCase(pool, cached_port, certs / "ca.crt", by_digest, REQUESTS, rate=500),
             "webhook cached, tag": LoadCase(pool, cached_port, certs / "ca.crt", by_tag, REQUESTS),
             "webhook uncached": LoadCase(pool, uncached_port, certs / "ca.crt", by_digest, UNCACHED_REQUESTS),
             "peer stdlib https": LoadCase(pool, int(port_file.read_text()), certs / "ca.crt", by_digest, REQUESTS),
@@ -262,25 +280,31 @@ def main() -> None:
                                        f"{CLIENT_PROCESSES}x{THREADS} keep-alive HTTPS clients on loopback")
         for name, case in cases.items():
             bench.case(name, case)
+        load_before = os.getloadavg()
         stats = bench.run(rounds=int(os.environ.get("STOCKADE_BENCH_ROUNDS", "5")), warmup=1)
+        load_after = os.getloadavg()
         for case in cases.values():  # the warm-up round is not reported
             del case.latencies[:case.requests]
             del case.rates[:1]
+            del case.round_p99[:1]
         floor = _in_process(policy, work, by_digest, 2000)
         summaries = {name: case.summary() for name, case in cases.items()}
-        print(f"  {'case':<22} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"  {'case':<24} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8}")
         for name, s in summaries.items():
-            print(f"  {name:<22} {s['decisions_per_s_median']:>12.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}")
-        print(f"  {'in-process (1 thread)':<22} {floor['decisions_per_s_one_thread']:>12.0f} "
+            print(f"  {name:<24} {s['decisions_per_s_median']:>12.0f} {s['p50_ms']:>8.2f} {s['p99_ms']:>8.2f}"
+                  f"   p99 per round {s['p99_ms_per_round']}")
+        print(f"  {'in-process (1 thread)':<24} {floor['decisions_per_s_one_thread']:>12.0f} "
               f"{floor['p50_ms']:>8.2f} {floor['p99_ms']:>8.2f}")
-        target = summaries["webhook cached"]
-        met = target["decisions_per_s_median"] >= 500 and target["p99_ms"] < 20
-        print(f"  target (>= 500/s, p99 < 20 ms, cached): {'met' if met else 'NOT met'}")
+        paced, flat_out = summaries["webhook cached @500/s"], summaries["webhook cached"]
+        met = flat_out["decisions_per_s_median"] >= 500 and paced["p99_ms"] < 20
+        print(f"  target (cached: >= 500/s flat out; p99 < 20 ms at 500/s): {'met' if met else 'NOT met'}"
+              f" (load average {load_before[0]:.1f} before, {load_after[0]:.1f} after: the machine is shared)")
         bench.report(stats, [("webhook cached", "peer stdlib https"), ("webhook cached, tag", "webhook cached"),
                              ("webhook uncached", "webhook cached")], unit="ms",
                      extra={"load": summaries, "in_process": floor, "target_met": met,
                             "clients": f"{CLIENT_PROCESSES} processes x {THREADS} threads, keep-alive",
-                            "python": PYTHON, "cpus": os.cpu_count()})
+                            "python": PYTHON, "cpus": os.cpu_count(),
+                            "load_average_before_after": [load_before, load_after]})
     finally:
         pool.terminate()
         for proc in processes:

@@ -35,8 +35,8 @@ def make_certs(directory: Path) -> Path:
     return directory
 
 
-class _Connection(http.client.HTTPSConnection):
-    """HTTPS to 127.0.0.1 that verifies the certificate for the Service's DNS name."""
+class ServiceConnection(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1 that verifies the certificate for the Service's DNS name (tests, benchmark)."""
 
     def __init__(self, port: int, context: ssl.SSLContext, timeout: float) -> None:
         super().__init__("127.0.0.1", port, context=context, timeout=timeout)
@@ -62,7 +62,7 @@ class Webhook:
         return ctx
 
     def connection(self, timeout: float = 30.0) -> http.client.HTTPSConnection:
-        return _Connection(self.port, self.context(), timeout)
+        return ServiceConnection(self.port, self.context(), timeout)
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
                 conn: http.client.HTTPSConnection | None = None) -> tuple[int, dict[str, str], bytes]:
