@@ -9,6 +9,7 @@ and only on a terminal; everything a script reads goes to stdout (``-o json`` wh
 from __future__ import annotations
 
 import argparse
+import calendar
 import os
 import sys
 import time
@@ -117,7 +118,7 @@ def _ago(timestamp: str | None) -> str:
     if not timestamp:
         return "N/A"
     try:
-        then = time.mktime(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        then = calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))  # UTC
     except ValueError:
         return timestamp
     seconds = max(0, time.time() - then)

@@ -19,7 +19,7 @@ from engine.registry import mediatypes as mt
 from engine.registry.client import RegistryClient
 from engine.registry.credentials import Credentials, CredentialStore
 from engine.registry.errors import AuthError, ManifestUnknownError, TLSError
-from engine.registry.manifest import Descriptor, ImageManifest
+from engine.registry.manifest import Descriptor
 from engine.registry.platform import Platform, PlatformError
 from tests.engine.registry.fixtures import Pushed, make_config
 from tests.engine.registry.oci import Parts, digest, make_image
