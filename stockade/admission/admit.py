@@ -83,6 +83,15 @@ def pod_spec(obj: Any, kind: str) -> Any:
     return value
 
 
+def _object_name(req: ReviewRequest) -> str:
+    """The object's name; a Pod a controller is creating has only ``generateName`` (``web-5d8f7-``)."""
+    if req.name:
+        return req.name
+    meta = req.object.get("metadata") if isinstance(req.object, dict) else None
+    generated = meta.get("generateName") if isinstance(meta, dict) else None
+    return f"{generated}*" if isinstance(generated, str) and generated else "(unnamed)"
+
+
 class Admitter:
     """Reviews requests against one loaded policy; thread-safe (it keeps no per-request state)."""
 
@@ -98,7 +107,7 @@ class Admitter:
         skip = self._skip_reason(req)
         if skip is not None:
             return Outcome(True, RESULT_ALLOWED, audit={"skipped": skip})
-        where = f"{req.kind} {req.namespace + '/' if req.namespace else ''}{req.name or '(unnamed)'}"
+        where = f"{req.kind} {req.namespace + '/' if req.namespace else ''}{_object_name(req)}"
         if not isinstance(req.object, dict):
             return Outcome(False, RESULT_ERROR, 400, f"stockade: {where}: request.object is missing or not an object")
         try:
@@ -119,9 +128,10 @@ class Admitter:
             return f"kind {req.kind} has no pod template"
         if req.sub_resource not in EVALUATED_SUBRESOURCES:
             return f"subresource {req.resource}/{req.sub_resource} starts no container"
-        if req.operation == "UPDATE" and isinstance(req.old_object, dict) and \
-                pod_spec(req.old_object, req.kind) == pod_spec(req.object, req.kind):
-            return "UPDATE leaves the pod template unchanged"
+        if req.operation == "UPDATE" and isinstance(req.old_object, dict):
+            spec = pod_spec(req.object, req.kind)
+            if isinstance(spec, dict) and spec == pod_spec(req.old_object, req.kind):
+                return "UPDATE leaves the pod template unchanged"
         return None
 
     def _verify(self, located: list[Located], dry_run: bool, started: float) -> dict[str, ImageFacts]:

@@ -287,3 +287,57 @@ def test_an_address_in_use_exits_1(certs: Path) -> None:
         r = stockade("admission", "serve", "--policy", "restricted", "--tls-cert", certs / "tls.crt",
                      "--tls-key", certs / "tls.key", "--address", "127.0.0.1", "--port", str(port), timeout=60)
     assert r.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in r.stderr
+
+
+def test_sigterm_fails_readiness_first_and_keeps_serving_through_the_grace_period(tmp_path: Path,
+                                                                                certs: Path) -> None:
+    server = start_webhook(tmp_path, certs, "restricted", "--shutdown-grace", "30")
+    assert server.request("GET", "/readyz")[0] == 200
+    server.process.send_signal(signal.SIGTERM)
+    while not any(e.get("msg") == "stopping" for e in server.log):
+        assert server.process.poll() is None
+        threading.Event().wait(0.05)
+    assert server.request("GET", "/readyz")[0::2] == (503, b"shutting down\n")
+    assert server.post(review(POD))["response"]["allowed"] is True  # in-flight traffic still answered
+    assert server.stop() == 0  # a second SIGTERM ends the grace period early
+
+
+def test_a_rotated_certificate_is_served_without_a_restart(tmp_path: Path) -> None:
+    from tests.admission.webhook import make_certs
+
+    live = make_certs(tmp_path / "live")
+    server = start_webhook(tmp_path, live, "restricted")
+    try:
+        assert server.request("GET", "/healthz")[0] == 200
+        rotated = make_certs(tmp_path / "rotated")  # a new CA too: the old one no longer verifies
+        for name in ("tls.key", "tls.crt"):
+            (live / f"{name}.new").write_bytes((rotated / name).read_bytes())
+            (live / f"{name}.new").rename(live / name)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            server.request("GET", "/healthz")  # the client still trusts the old CA
+        shutil.copy(rotated / "ca.crt", live / "ca.crt")
+        assert server.request("GET", "/healthz")[0] == 200
+    finally:
+        server.stop()
+
+
+def test_connections_beyond_the_limit_are_closed_at_once(tmp_path: Path, certs: Path) -> None:
+    server = start_webhook(tmp_path, certs, "restricted", "--max-connections", "2")
+    try:
+        held = [server.connection() for _ in range(2)]
+        for conn in held:
+            conn.connect()
+        with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+            server.request("GET", "/healthz")
+        held[0].close()
+        status = None
+        for _ in range(100):  # the slot frees once the server sees the close
+            try:
+                status = server.request("GET", "/healthz")[0]
+                break
+            except (ssl.SSLError, ConnectionError, OSError):
+                threading.Event().wait(0.05)
+        assert status == 200
+        held[1].close()
+    finally:
+        server.stop()

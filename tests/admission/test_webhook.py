@@ -65,6 +65,15 @@ def test_every_controller_kind_is_evaluated(webhook: Webhook, images: Images, ki
 
 # --- denied ------------------------------------------------------------------------------------------
 
+def test_a_pod_a_controller_creates_is_named_by_its_generate_name(webhook: Webhook) -> None:
+    spec = compliant_pod_spec(UNREGISTERED)
+    spec["hostPID"] = True
+    pod = workload("Pod", spec, namespace="shop")
+    pod["metadata"] = {"generateName": "web-5d8f7-", "namespace": "shop"}
+    resp = answer(webhook.post(review(pod, namespace="shop")))
+    assert resp["status"]["message"].startswith("stockade policy webhook-test@3 denied Pod shop/web-5d8f7-*: ")
+
+
 def test_an_unsigned_image_is_denied_with_the_reason(webhook: Webhook, images: Images) -> None:
     resp = answer(webhook.post(review(workload("Pod", compliant_pod_spec(images.unsigned)))))
     assert resp["allowed"] is False
