@@ -21,7 +21,6 @@ from engine.containers.create import remove_files
 from engine.containers.store import ContainerError, ContainerStore
 from engine.errors import StockadeError
 from engine.runtime import cgroups
-from engine.volumes import Volumes
 
 KILLED_EXIT = 128 + signal.SIGKILL
 
@@ -146,7 +145,9 @@ def remove_stopped(store: ContainerStore, doc: dict[str, Any], *, volumes: bool)
         cg.destroy()
     remove_files(store, cid)
     store.release_name(doc["Name"].lstrip("/"), cid)  # after: a stale name is reclaimable, see store
-    if volumes:
+    if volumes and doc["Stockade"].get("AnonymousVolumes"):
+        from engine.volumes import Volumes
+
         vols = Volumes(store.paths.root)
         in_use = volumes_in_use(store)
         for name in doc["Stockade"].get("AnonymousVolumes") or []:
