@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 
-from engine.runtime import channel, process
+from engine.runtime import channel, idmap, process
 from engine.runtime import syscalls as sc
 from engine.runtime.cgroups import Cgroup
 from engine.runtime.launcher import Started, await_exec, kill_and_reap, reap
@@ -93,12 +93,7 @@ def _intermediate(namespaces: list[tuple[str, int, int]], proc: Process, hostnam
         for name, fd, nstype in namespaces:
             sys_.setns(fd, nstype)
             if name == "user":
-                try:
-                    os.setgroups([])
-                except PermissionError:
-                    pass
-                os.setresgid(0, 0, 0)
-                os.setresuid(0, 0, 0)
+                idmap.become_root()
         child = os.fork()
         if child == 0:
             _process(proc, hostname, stdio, sock, program, sys_)

@@ -82,6 +82,17 @@ def auto_block(ranges: list[SubRange], used: set[int], size: int = AUTO_SIZE) ->
                      hint="add a larger range for root in /etc/subuid and /etc/subgid")
 
 
+def become_root() -> None:
+    """Once its maps are written, become the user namespace's root: uid and gid 0 inside, with every
+    capability over the namespace (supplementary groups dropped where the kernel allows it)."""
+    try:
+        os.setgroups([])
+    except PermissionError:
+        pass  # setgroups is denied in a namespace whose gid map an unprivileged writer made
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
 def _helper(name: str) -> str:
     for d in ("/usr/bin", "/bin", "/usr/sbin", "/sbin"):
         path = os.path.join(d, name)

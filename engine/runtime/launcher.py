@@ -132,13 +132,7 @@ def _intermediate(cfg: LaunchConfig, plan: rootfs.Plan, sock: socket.socket,
         if sock.recv(channel.MSG_SIZE) != b"go":
             os._exit(1)
         if spec.user_namespace:
-            # Become the namespace's root: the mapped uid 0, with every capability inside it.
-            try:
-                os.setgroups([])
-            except PermissionError:
-                pass
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            idmap.become_root()
         flags = 0
         for name in spec.namespaces:
             flags |= NS_FLAGS.get(name, 0)

@@ -35,12 +35,7 @@ def run_in_userns(argv: list[str], uid_maps: list[IDMapping], gid_maps: list[IDM
             os.write(ready_w, b"u")
             if os.read(go_r, 1) != b"g":
                 os._exit(125)
-            try:
-                os.setgroups([])
-            except PermissionError:
-                pass
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            idmap.become_root()
             null = os.open(os.devnull, os.O_RDONLY)
             for src, target in ((null, 0), (out_w, 1), (err_w, 2)):
                 os.dup2(src, target)
