@@ -6,6 +6,7 @@ Interop both ways: what skopeo pushes, ``stockade pull`` fetches with the digest
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import pty
@@ -192,6 +193,12 @@ def test_login_logout_and_pull_with_basic_auth(store_root: Path, auth_registry: 
     other = store_root.parent / "other"
     assert ok(stockade("pull", "--creds", f"{USER}:{PASSWORD}", ref, root=other)).splitlines()[-1] == \
         f"Digest: {digest}"
+    docker = store_root.parent / "docker-config"  # Docker's own login works too
+    docker.mkdir()
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    (docker / "config.json").write_text(json.dumps({"auths": {f"http://{auth_registry.host}": {"auth": auth}}}))
+    out = ok(stockade("pull", ref, root=store_root.parent / "third", env={"DOCKER_CONFIG": str(docker)}))
+    assert out.splitlines()[-1] == f"Digest: {digest}"
 
 
 def test_tls_registry_with_certs_d_from_the_configuration(store_root: Path, tls_registry: Registry,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from typing import Any
 
+from engine.reference import Reference
 from engine.registry import mediatypes as mt
+from engine.registry.client import RegistryClient
+from engine.registry.manifest import Descriptor
 from tests.engine.layers.builders import GZIP, Entry, file, tar_bytes
 
 
@@ -49,3 +53,26 @@ def make_image(layers: list[list[Entry]] | None = None, *, arch: str = "amd64",
         "layers": [{"mediaType": layer_type, "digest": digest(b), "size": len(b)} for b in blobs],
     }).encode()
     return Parts(config_raw, blobs, manifest, layer_type)
+
+
+def push_parts(client: RegistryClient, ref: Reference, parts: Parts, **kw: object) -> list[str]:
+    """Upload an image's blobs and manifest with our client; return the blob outcomes."""
+    outcomes = []
+    blobs = [(parts.config, mt.OCI_CONFIG)] + [(b, parts.layer_type) for b in parts.layers]
+    for data, media_type in blobs:
+        desc = Descriptor(media_type, digest(data), len(data))
+        outcomes.append(client.push_blob(ref, desc, lambda d=data: io.BytesIO(d), **kw))  # type: ignore[misc]
+    client.put_manifest(ref, parts.manifest, mt.OCI_MANIFEST)
+    return outcomes
+
+
+def push_index(client: RegistryClient, ref: Reference, images: list[tuple[Parts, dict[str, str]]]) -> bytes:
+    """Push each image by digest and an OCI index of them (with the given platforms) under ``ref``;
+    return the index bytes."""
+    for parts, _ in images:
+        push_parts(client, ref.with_tag("parts"), parts)
+    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": parts.digest, "size": len(parts.manifest), "platform": platform}
+        for parts, platform in images]}).encode()
+    client.put_manifest(ref, index, mt.OCI_INDEX)
+    return index

@@ -6,7 +6,6 @@ read what someone else wrote, and read back by skopeo wherever the point is that
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess  # nosec B404 - skopeo with argument lists
 from pathlib import Path
@@ -15,14 +14,12 @@ from typing import Callable
 import pytest
 
 from engine.reference import Reference
-from engine.registry import mediatypes as mt
 from engine.registry.client import RegistryClient
 from engine.registry.credentials import Credentials, CredentialStore
 from engine.registry.errors import AuthError, ManifestUnknownError, TLSError
-from engine.registry.manifest import Descriptor
 from engine.registry.platform import Platform, PlatformError
 from tests.engine.registry.fixtures import Pushed, make_config
-from tests.engine.registry.oci import Parts, digest, make_image
+from tests.engine.registry.oci import digest, make_image, push_index, push_parts
 from tests.engine.registry.tokenauth import TokenRegistry
 from tests.engine.layers.builders import file
 from tests.support.registry import PASSWORD, USER, Registry
@@ -32,17 +29,6 @@ Make = Callable[..., RegistryClient]
 
 def skopeo(*args: str) -> str:
     return subprocess.run(["skopeo", *args], check=True, capture_output=True, text=True).stdout  # nosec
-
-
-def push_parts(client: RegistryClient, ref: Reference, parts: Parts, **kw: object) -> list[str]:
-    """Upload an image's blobs and manifest with our client; return the blob outcomes."""
-    outcomes = []
-    blobs = [(parts.config, mt.OCI_CONFIG)] + [(b, parts.layer_type) for b in parts.layers]
-    for data, media_type in blobs:
-        desc = Descriptor(media_type, digest(data), len(data))
-        outcomes.append(client.push_blob(ref, desc, lambda d=data: io.BytesIO(d), **kw))  # type: ignore[misc]
-    client.put_manifest(ref, parts.manifest, mt.OCI_MANIFEST)
-    return outcomes
 
 
 def test_reads_what_skopeo_pushed(make_client: Make, pushed_busybox: Pushed) -> None:
@@ -100,14 +86,9 @@ def test_index_platform_selection(make_client: Make, registry: Registry) -> None
     client = make_client()
     repo = Reference.parse(f"{registry.host}/multi/app:latest")
     amd, arm = make_image(arch="amd64"), make_image([[file("arm", b"arm")]], arch="arm64")
-    for parts in (amd, arm):
-        push_parts(client, repo.with_digest(parts.digest).without_digest().with_tag("tmp"), parts)
-    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
-        {"mediaType": mt.OCI_MANIFEST, "digest": arm.digest, "size": len(arm.manifest),
-         "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
-        {"mediaType": mt.OCI_MANIFEST, "digest": amd.digest, "size": len(amd.manifest),
-         "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
-    top_digest = client.put_manifest(repo, index, mt.OCI_INDEX)
+    index = push_index(client, repo, [(arm, {"os": "linux", "architecture": "arm64", "variant": "v8"}),
+                                      (amd, {"os": "linux", "architecture": "amd64"})])
+    top_digest = digest(index)
     assert json.loads(skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{repo}")) == json.loads(index)
     resolved = client.resolve(repo, Platform.parse("linux/amd64"))
     assert (resolved.top.digest, resolved.image.digest) == (top_digest, amd.digest)
@@ -151,6 +132,9 @@ def test_bearer_token_flow(make_client: Make, token_registry: TokenRegistry) -> 
     assert len(token_registry.issued) == before + 1  # one anonymous pull token, reused for every request
     with pytest.raises(AuthError, match="the token service refused access as tester"):
         make_client(credentials=Credentials(USER, "wrong")).get_manifest(ref)
+    make_client(credentials=Credentials(USER, PASSWORD)).check_login(token_registry.host)  # `login`
+    with pytest.raises(AuthError, match="refused access as tester"):
+        make_client(credentials=Credentials(USER, "wrong")).check_login(token_registry.host)
 
 
 def test_tls_needs_the_ca(make_client: Make, tls_registry: Registry, busybox_layout: Path,

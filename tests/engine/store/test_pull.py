@@ -21,8 +21,9 @@ from engine.store.pull import LayerEvent
 from tests.engine.layers.builders import file, symlink
 from tests.engine.registry.fixtures import Pushed, make_config
 from tests.engine.registry.hostile import Hostile, digest_of, reply
-from tests.engine.registry.oci import make_image
+from tests.engine.registry.oci import make_image, push_index
 from tests.engine.store.helpers import assert_consistent, snapshot
+from tests.support.registry import Registry
 
 Make = Callable[..., RegistryClient]
 
@@ -201,3 +202,21 @@ def test_layer_without_end_of_archive_blocks(store: Store, make_client: Make, ho
     hostile.manifest("umoci/insert", "latest", body, mt.OCI_MANIFEST)
     image = store.pull(Reference.parse(f"{hostile.host}/umoci/insert"), make_client()).image
     assert (store.layer_dirs(image)[0] / "data").read_bytes() == b"x" * 1024
+
+
+def test_multi_platform_index(store: Store, make_client: Make, registry: Registry) -> None:
+    client = make_client()
+    ref = Reference.parse(f"{registry.host}/store/multi:latest")
+    amd, arm = make_image(arch="amd64"), make_image([[file("arm", b"arm")]], arch="arm64")
+    index = push_index(client, ref, [(amd, {"os": "linux", "architecture": "amd64"}),
+                                     (arm, {"os": "linux", "architecture": "arm64"})])
+    result = store.pull(ref, client)
+    assert result.digest == digest_of(index) and result.image.digest == amd.digest
+    assert result.image.repo_digests == (f"{ref.name}@{digest_of(index)}",)  # Docker's RepoDigests
+    assert store.blobs.has(digest_of(index))
+    arm_result = store.pull(ref, client, platform=Platform.parse("linux/arm64"))
+    assert arm_result.image.digest == arm.digest and arm_result.image.platform == "linux/arm64"
+    assert store.resolve(f"{ref.name}@{digest_of(index)}").digest == arm.digest  # the latest pull
+    store.remove([amd.digest])
+    assert store.gc().blobs == 0 and store.blobs.has(digest_of(index))  # arm still names it
+    assert_consistent(store)
