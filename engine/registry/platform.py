@@ -30,8 +30,6 @@ _DEFAULT_VARIANT = {"arm64": "v8", "arm": "v7"}
 class PlatformError(VerificationError):
     """A malformed ``--platform`` value, or no manifest in an index for the wanted platform."""
 
-    exit_code = 1
-
 
 @dataclass(frozen=True)
 class Platform:
