@@ -147,10 +147,14 @@ class NoPrivilegeEscalation:
 
     def check(self, s: Subject, out: list[Finding]) -> None:
         c = s.container
-        if c.no_new_privileges is not True or c.privileged is True:
+        if c.privileged is True:  # a privileged container can always escalate, no_new_privs or not
+            out.append(Finding(self.rule, "container.privileged", "privilege escalation must be prevented: a "
+                               "privileged container can always escalate", True, False,
+                               "remove --privileged (Kubernetes: privileged: true)"))
+        elif c.no_new_privileges is not True:
             out.append(Finding(self.rule, "container.noNewPrivileges",
                                "privilege escalation must be prevented (no_new_privs)", c.no_new_privileges, True,
-                               "remove --privileged and --security-opt no-new-privileges=false "
+                               "remove --security-opt no-new-privileges=false "
                                "(Kubernetes: set allowPrivilegeEscalation: false)"))
 
 
