@@ -281,6 +281,26 @@ def _targets(client: RegistryClient, ref: Reference, platform: str | None, scope
     return top.digest, ([top_target, child_target] if scope == "both" else [child_target])
 
 
+def _root_hash(requirements: Requirements) -> str:
+    return requirements.trusted_root.sha256 if requirements.trusted_root else TrustedRoot.load().sha256
+
+
+def cache_key_parts(ref: Reference, requirements: Requirements, *, platform: str | None, scope: str,
+                    predicate_type: str | None) -> dict[str, Any]:
+    """Everything a verdict for ``ref``'s digest depends on besides the digest: the verification
+    cache's key. The reference itself is left out (a digest's signatures hold wherever it is pulled
+    from) except where a requirement makes the answer depend on it."""
+    parts: dict[str, Any] = {"platform": platform, "scope": scope, "predicate_type": predicate_type,
+                             "root": _root_hash(requirements), "requirements": requirements.canonical()}
+    if requirements.check_reference:
+        # the signed payload must name this repository: a verdict for another one says nothing
+        parts["repository"] = ref.name
+    if requirements.tuf is not None:
+        # TUF vouches for a tag, not a digest: another tag on the same digest is another question.
+        parts["tag"] = f"{ref.name}:{ref.tag}"
+    return parts
+
+
 def verify_image(client: RegistryClient, reference: Reference | str, requirements: Requirements, *,
                  platform: str | None = None, scope: str = "resolved", predicate_type: str | None = None,
                  cache: VerificationCache | None = None) -> Verdict:
@@ -297,15 +317,8 @@ def verify_image(client: RegistryClient, reference: Reference | str, requirement
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {SCOPES}")
     checks = Checks(requirements)
-    root_hash = requirements.trusted_root.sha256 if requirements.trusted_root else TrustedRoot.load().sha256
-    key_parts = {"platform": platform, "scope": scope, "predicate_type": predicate_type, "root": root_hash,
-                 "requirements": requirements.canonical(),
-                 # a digest's signatures hold wherever it is pulled from, but --check-reference
-                 # makes the verdict depend on the repository's name
-                 "repository": ref.name if requirements.check_reference else None}
-    if requirements.tuf is not None:
-        # TUF vouches for a tag, not a digest: another tag on the same digest is another question.
-        key_parts["tag"] = f"{ref.name}:{ref.tag}"
+    key_parts = cache_key_parts(ref, requirements, platform=platform, scope=scope,
+                                predicate_type=predicate_type)
     if cache is not None and ref.digest:
         hit = cache.get(ref.digest, key_parts)
         if hit is not None:

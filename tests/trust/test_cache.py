@@ -132,3 +132,48 @@ def test_a_keyless_hit_imports_neither_sigstore_nor_tuf(registry: Any, busybox_l
     assert json.loads(r.stdout)["cached"] is True
     r = stockade(*args[:-2], "--no-cache", "-o", "json")
     assert json.loads(r.stdout)["cached"] is False
+
+
+def _sign_naming(client: Any, ref: Reference, digest: str, named: Reference, key: Any) -> None:
+    """A legacy signature of ``digest`` in ``ref``'s repository whose payload names ``named``."""
+    payload = simplesigning.build(named.name, digest)
+    legacy.append(client, ref, digest, ".sig", payload, simplesigning.MEDIA_TYPE,
+                  {legacy.SIGNATURE: b64(key.sign(payload))})
+
+
+def test_check_reference_verdicts_do_not_carry_to_another_repository(
+        registry: Any, busybox_layout: Path, tmp_path: Path, ecdsa_key: Any, client: Any) -> None:
+    """With --check-reference the payload must name the repository, so a positive verdict for
+    repository A says nothing about B, even for the same digest and the same signature bytes."""
+    a_text, b_text = f"{registry.host}/c/ref-a:1", f"{registry.host}/c/ref-b:1"
+    digest = skopeo_push(busybox_layout, "busybox", a_text)
+    assert skopeo_push(busybox_layout, "busybox", b_text) == digest
+    a, b = (Reference.parse(t).with_digest(digest) for t in (a_text, b_text))
+    for repo in (a, b):  # B carries A's signature, as a mirror copying .sig tags does
+        _sign_naming(client, repo, digest, a, ecdsa_key)
+    cache = VerificationCache(tmp_path / "cache")
+    strict = Requirements(keys=(ecdsa_key.public,), check_reference=True)
+    assert verify_image(client, a, strict, cache=cache).ok
+    assert verify_image(client, a, strict, cache=cache).cached
+    other = verify_image(client, b, strict, cache=cache)
+    assert not other.ok and not other.cached
+    reasons = [r for t in other.targets for s in t.signatures for r in s.reasons]
+    assert reasons == [f"the payload names {a.name!r}, not {b.name!r} (--check-reference)"]
+    # Without --check-reference a digest's verdict holds wherever the digest is pulled from.
+    plain = Requirements(keys=(ecdsa_key.public,))
+    assert verify_image(client, a, plain, cache=cache).ok
+    assert verify_image(client, b, plain, cache=cache).cached
+
+
+def test_the_key_names_the_repository_only_under_check_reference(ecdsa_key: Any) -> None:
+    from trust.verify import cache_key_parts
+
+    def parts(text: str, **req: Any) -> dict[str, Any]:
+        return cache_key_parts(Reference.parse(text), Requirements(keys=(ecdsa_key.public,), **req),
+                               platform=None, scope="resolved", predicate_type=None)
+
+    a, b = f"r.example/a@{DIGEST}", f"r.example/b@{DIGEST}"
+    assert parts(a) == parts(b)
+    assert parts(a, check_reference=True) != parts(b, check_reference=True)
+    assert parts(a, check_reference=True)["repository"] == "r.example/a"
+
