@@ -74,7 +74,7 @@ class Requirements:
         return bool(self.keys or self.identities)
 
     def root(self) -> TrustedRoot:
-        return self.trusted_root or TrustedRoot.load()
+        return self.trusted_root or TrustedRoot.default()
 
     def canonical(self) -> dict[str, Any]:
         """A deterministic description of the requirements (part of the cache key)."""

@@ -2,8 +2,10 @@
 
 Without ``--trusted-root`` Stockade uses the public-good root that sigstore-python ships inside its
 package (``sigstore/_store/https%3A%2F%2Ftuf-repo-cdn.sigstore.dev/trusted_root.json``); the file is
-located without importing sigstore, so hashing it for the cache key stays cheap. The root is only
-parsed by sigstore-python when a certificate or a log entry actually has to be checked.
+located without importing sigstore. The root is part of the verification cache key, and a cache hit
+is the warm ``run`` path, so a loaded root is hashed once and the default root is read once per
+process (``TrustedRoot.default()``): a hit then reads no root file and hashes nothing. The root is
+only parsed by sigstore-python when a certificate or a log entry actually has to be checked.
 
 A private Sigstore instance (or an air-gapped copy of the public one) is just another file; nothing
 in it is fetched from the network (``tlogs[].baseUrl`` is never contacted).
@@ -11,6 +13,7 @@ in it is fetched from the network (``tlogs[].baseUrl`` is never contacted).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -59,8 +62,15 @@ class TrustedRoot:
                              f"(expected {MEDIA_TYPE})")
         return cls(Path(path), data)
 
-    @property
+    @classmethod
+    def default(cls) -> "TrustedRoot":
+        """The public-good root, loaded once per process (see the module docstring). It belongs to
+        the installed sigstore-python, so it changes only with an upgrade, which a new process sees."""
+        return _default_root()
+
+    @cached_property
     def sha256(self) -> str:
+        """Hex SHA-256 of the exact bytes (the verification cache's key), computed on first use."""
         return hashlib.sha256(self.data).hexdigest()
 
     @cached_property
@@ -77,3 +87,8 @@ class TrustedRoot:
             return SigstoreTrustedRoot(trustroot_v1.TrustedRoot.from_json(self.data))
         except (Error, ValueError) as exc:
             raise TrustError(f"trusted root {self.path} cannot be used: {exc}") from None
+
+
+@functools.cache
+def _default_root() -> TrustedRoot:
+    return TrustedRoot.load()

@@ -281,17 +281,13 @@ def _targets(client: RegistryClient, ref: Reference, platform: str | None, scope
     return top.digest, ([top_target, child_target] if scope == "both" else [child_target])
 
 
-def _root_hash(requirements: Requirements) -> str:
-    return requirements.trusted_root.sha256 if requirements.trusted_root else TrustedRoot.load().sha256
-
-
 def cache_key_parts(ref: Reference, requirements: Requirements, *, platform: str | None, scope: str,
                     predicate_type: str | None) -> dict[str, Any]:
     """Everything a verdict for ``ref``'s digest depends on besides the digest: the verification
     cache's key. The reference itself is left out (a digest's signatures hold wherever it is pulled
     from) except where a requirement makes the answer depend on it."""
     parts: dict[str, Any] = {"platform": platform, "scope": scope, "predicate_type": predicate_type,
-                             "root": _root_hash(requirements), "requirements": requirements.canonical()}
+                             "root": requirements.root().sha256, "requirements": requirements.canonical()}
     if requirements.check_reference:
         # the signed payload must name this repository: a verdict for another one says nothing
         parts["repository"] = ref.name

@@ -177,3 +177,38 @@ def test_the_key_names_the_repository_only_under_check_reference(ecdsa_key: Any)
     assert parts(a, check_reference=True) != parts(b, check_reference=True)
     assert parts(a, check_reference=True)["repository"] == "r.example/a"
 
+
+def test_a_warm_hit_reads_no_trusted_root_and_hashes_it_once(
+        own_registry: Any, busybox_layout: Path, tmp_path: Path, ecdsa_key: Any) -> None:
+    """The trusted root is part of the key; a hit (the warm run path) must not re-read the default
+    root's file or re-hash any root: it is loaded and hashed once per process."""
+    from trust.trustroot import TrustedRoot, public_good_path
+
+    ref_text = f"{own_registry.host}/c/warm:1"
+    digest = skopeo_push(busybox_layout, "busybox", ref_text)
+    client = RegistryClient(load_config(), Paths.default(root=tmp_path / "store"))
+    ref = Reference.parse(ref_text).with_digest(digest)
+    _sign_naming(client, ref, digest, ref, ecdsa_key)
+    cache = VerificationCache(tmp_path / "cache")
+    default = Requirements(keys=(ecdsa_key.public,))
+    assert verify_image(client, ref, default, cache=cache).ok
+    opened: list[str] = []
+    watching = [True]
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if watching[0] and event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            opened.append(os.fsdecode(args[0]))
+
+    sys.addaudithook(hook)  # audit hooks cannot be removed; `watching` switches this one off
+    try:
+        for _ in range(3):
+            assert verify_image(client, ref, default, cache=cache).cached
+    finally:
+        watching[0] = False
+    assert str(public_good_path()) not in opened
+    assert {Path(p).parent for p in opened} == {tmp_path / "cache"}  # only the cache entry is read
+    assert TrustedRoot.default() is TrustedRoot.default()
+    explicit = TrustedRoot.load(public_good_path())
+    assert "sha256" not in vars(explicit)  # hashed on first use ...
+    assert explicit.sha256 is explicit.sha256  # ... and then kept
+    client.close()
