@@ -452,15 +452,9 @@ def inspect_container(ctx: Context, name: str) -> dict[str, Any] | None:
 
 
 def cmd_inspect(ctx: Context) -> int:
-    from engine.errors import NotFoundError
+    from stockade.commands.inspect import inspect_objects
 
-    docs = []
-    for name in ctx.args.containers:
-        doc = inspect_container(ctx, name)
-        if doc is None:
-            raise NotFoundError(f"no such container: {name}")
-        docs.append(doc)
-    print_json(docs)
+    print_json(inspect_objects(ctx, ctx.args.containers, ["container"], "container"))
     return 0
 
 

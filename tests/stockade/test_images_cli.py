@@ -141,6 +141,11 @@ def test_tag_history_inspect_rmi(store_root: Path, pushed_busybox: Pushed) -> No
 def test_rmi_refuses_an_image_a_container_uses(store_root: Path, rootfs_tar: Path) -> None:
     image_id = ok(stockade("import", str(rootfs_tar), "local/used:v1", root=store_root)).strip()
     container = ok(stockade("create", "local/used:v1", "/bin/true", root=store_root)).strip()
+    # `container inspect` looks up containers only, through the one inspect implementation.
+    [doc] = json.loads(ok(stockade("container", "inspect", container[:12], root=store_root)))
+    assert (doc["Id"], doc["Image"]) == (container, image_id)
+    failed(stockade("container", "inspect", container, "local/used:v1", root=store_root),
+           "no such container: local/used:v1")
     failed(stockade("rmi", "local/used:v1", root=store_root), "is used by a container")
     assert ok(stockade("rmi", "-f", "local/used:v1", root=store_root)).strip() == \
         "Untagged: docker.io/local/used:v1"
