@@ -33,12 +33,30 @@ class CgroupInfo:
 
     @property
     def manager(self) -> str:
-        """``v2`` when the unified tree delegates every limit controller, else ``v1`` if mounted."""
+        """``v2`` when the unified tree delegates every limit controller, else ``v1`` if mounted.
+        This is the host's answer, which is root's; a rootless user asks :meth:`manager_for`."""
         if self.v2_mount and all(c in self.v2_controllers for c in LIMIT_CONTROLLERS):
             return "v2"
         if all(c in self.v1_mounts for c in LIMIT_CONTROLLERS):
             return "v1"
         return "none"
+
+    def manager_for(self, *, rootless: bool) -> str:
+        """The hierarchy that enforces limits for this user: an unprivileged user can only be given
+        a v2 subtree (delegation); v1 hierarchies belong to root, so a rootless user there gets none
+        and the engine ignores --memory, --pids-limit and --cpus with a warning."""
+        if rootless and self.manager != "v2":
+            return "none"
+        return self.manager
+
+    def describe_for(self, *, rootless: bool) -> str:
+        """One line for ``info``: the manager that applies to this user, and what that means."""
+        manager = self.manager_for(rootless=rootless)
+        if manager != "none":
+            return f"{manager} (used for --memory, --pids-limit, --cpus)"
+        if rootless and self.manager == "v1":
+            return "none (rootless on cgroup v1: limits are not enforced)"
+        return "none (no hierarchy offers memory, pids and cpu: limits are not enforced)"
 
 
 def _mounts(mountinfo: str) -> list[tuple[str, str, str]]:
@@ -84,6 +102,7 @@ class HostFeatures:
     seccomp_actions: tuple[str, ...]
     cgroups: CgroupInfo
     newuidmap: bool
+    rootless: bool = False  # whose view: the cgroup manager reported is the one that applies to it
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -95,14 +114,15 @@ class HostFeatures:
             "seccomp_actions": list(self.seccomp_actions),
             "newuidmap": self.newuidmap,
             "cgroup_layout": self.cgroups.layout,
-            "cgroup_manager": self.cgroups.manager,
+            "cgroup_manager": self.cgroups.manager_for(rootless=self.rootless),
+            "cgroup_host_manager": self.cgroups.manager,
             "cgroup_v2_controllers": list(self.cgroups.v2_controllers),
             "cgroup_v1_controllers": sorted(self.cgroups.v1_mounts),
         }
 
 
-def probe() -> HostFeatures:
-    """Read the host's features now."""
+def probe(*, rootless: bool = False) -> HostFeatures:
+    """Read the host's features now, as they apply to a rootless user or to root."""
     max_userns = int((_read("/proc/sys/user/max_user_namespaces") or "0").strip() or 0)
     # Debian kernels may gate unprivileged user namespaces behind this sysctl.
     unpriv = (_read("/proc/sys/kernel/unprivileged_userns_clone") or "1").strip() != "0"
@@ -119,4 +139,5 @@ def probe() -> HostFeatures:
         cgroups=probe_cgroups(),
         newuidmap=any(os.access(os.path.join(d, "newuidmap"), os.X_OK)
                       for d in ("/usr/bin", "/bin", "/usr/sbin")),
+        rootless=rootless,
     )

@@ -43,7 +43,8 @@ def cmd_version(ctx: Context) -> int:
 def cmd_info(ctx: Context) -> int:
     from engine.host import probe
 
-    paths, config, host = ctx.paths, ctx.config, probe()
+    paths, config = ctx.paths, ctx.config
+    host = probe(rootless=paths.rootless)
     cgroups = host.cgroups
     data = {
         "version": __version__,
@@ -73,7 +74,7 @@ def cmd_info(ctx: Context) -> int:
             "Overlayfs": "yes" if host.overlayfs else "no",
             "Seccomp": ("yes (" + " ".join(host.seccomp_actions) + ")") if host.seccomp else "no",
             "Cgroup layout": cgroups.layout,
-            "Cgroup manager": f"{cgroups.manager} (used for --memory, --pids-limit, --cpus)",
+            "Cgroup manager": cgroups.describe_for(rootless=paths.rootless),
             "Cgroup v1 controllers": sorted(cgroups.v1_mounts),
             "Cgroup v2 controllers": list(cgroups.v2_controllers),
         },
