@@ -19,7 +19,7 @@ import shlex
 from typing import Any, Callable, Sequence
 
 from policies.model import parse_bytes
-from policies.runflags import parse_bool, split_option
+from policies.runflags import parse_bool, split_option, user_fact
 
 SECURITY_VALUE_FLAGS: dict[str, tuple[str, ...]] = {
     "user": ("-u", "--user"), "cap_add": ("--cap-add",), "cap_drop": ("--cap-drop",),
@@ -80,14 +80,6 @@ def split_run_line(line: str) -> list[str]:
     return words[at + 1:]
 
 
-def _user(text: str) -> dict[str, Any]:
-    user, _, group = text.partition(":")
-    out: dict[str, Any] = {"uid": int(user)} if user.isdigit() else {"name": user}
-    if group.isdigit():
-        out["gid"] = int(group)
-    return out
-
-
 def _mount_spec(text: str) -> dict[str, Any]:
     fields: dict[str, str] = {}
     for item in text.split(","):
@@ -129,7 +121,7 @@ def document_from_run_args(args: Sequence[str], *, cwd: str = "/",
     ns = _parser().parse_args(list(args))
     c: dict[str, Any] = {}
     if ns.user:
-        c["user"] = _user(ns.user)
+        c["user"] = user_fact(ns.user)
     if ns.read_only:
         c["readOnlyRootFilesystem"] = True
     if ns.privileged:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -34,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from engine.errors import StockadeError
 from hardening.defaults import Hardening, decide
+from policies.runflags import user_fact
+from stockade.gatecache import file_sha256
 
 if TYPE_CHECKING:
     from policies import Decision, Policy
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 EXIT_DENIED = 122  # README "Exit codes": refused by the policy before anything was written
 NAMELESS_REFERENCE = "rootfs.invalid/unnamed"  # stands for a --rootfs directory or an unnamed image
-MAX_PROFILE_BYTES = 1024 * 1024
 
 
 class PolicyDenied(StockadeError):
@@ -84,29 +84,13 @@ def _caps(names: list[str]) -> list[str]:
     return [n.upper().removeprefix("CAP_") for n in names]
 
 
-def _file_sha256(path: str) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read(MAX_PROFILE_BYTES)).hexdigest()
-    except OSError:
-        return None
-
-
 def seccomp_fact(value: str) -> dict[str, Any]:
     """A ``--security-opt seccomp=`` value (or ``[containers] seccomp_profile``) as the document says it."""
     if value == "unconfined":
         return {"type": "Unconfined"}
     if value == "default":
         return {"type": "RuntimeDefault"}
-    return {"type": "Localhost", "profile": value, "sha256": _file_sha256(value)}
-
-
-def _user(text: str) -> dict[str, Any]:
-    name, _, group = text.partition(":")
-    out: dict[str, Any] = {"uid": int(name)} if name.isdigit() else {"name": name}
-    if group.isdigit():
-        out["gid"] = int(group)
-    return out
+    return {"type": "Localhost", "profile": value, "sha256": file_sha256(value)}
 
 
 def request_document(req: RunRequest, subject: Subject, *, rootless: bool) -> dict[str, Any]:
@@ -115,7 +99,7 @@ def request_document(req: RunRequest, subject: Subject, *, rootless: bool) -> di
     o = req.options
     c: dict[str, Any] = {}
     if o.user is not None:
-        c["user"] = _user(o.user)
+        c["user"] = user_fact(o.user)
     if o.read_only:
         c["readOnlyRootFilesystem"] = True
     if o.privileged:

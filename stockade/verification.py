@@ -21,7 +21,6 @@ cache answers imports neither sigstore nor tuf and opens no connection.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -39,15 +38,6 @@ if TYPE_CHECKING:
     from trust.verdict import Verdict
 
 
-def search_pattern(pattern: str) -> str:
-    """A policy's identity regexp for trust: policies match *anywhere* (as cosign's ``-regexp`` flags),
-    trust matches the whole identity, so the pattern is wrapped to mean the same thing there (global
-    flags such as ``(?i)`` stay in front, where Python requires them)."""
-    flags = re.match(r"\(\?[aiLmsux]+\)", pattern)
-    head, body = (flags.group(0), pattern[flags.end():]) if flags else ("", pattern)
-    return f"{head}(?s:.*?)(?:{body})(?s:.*)"
-
-
 def trust_requirements(requirement: SignatureRequirement, *, trusted_root: TrustedRoot | None,
                        tuf_cache: Path) -> Requirements:
     """trust's ``Requirements`` for one policy ``signatures`` entry (raises ``StockadeError`` for a
@@ -58,10 +48,8 @@ def trust_requirements(requirement: SignatureRequirement, *, trusted_root: Trust
 
     keys = tuple(PublicKey.from_pem(k.pem.encode(), k.path or f"key {k.key_id[:16]} of {requirement.name}")
                  for k in requirement.keys)
-    identities = tuple(IdentityMatcher(
-        i.subject, search_pattern(i.subject_regexp) if i.subject_regexp is not None else None,
-        i.issuer, search_pattern(i.issuer_regexp) if i.issuer_regexp is not None else None)
-        for i in requirement.identities)
+    identities = tuple(IdentityMatcher(i.subject, i.subject_regexp, i.issuer, i.issuer_regexp)
+                       for i in requirement.identities)
     tuf = None
     if requirement.tuf is not None:
         from trust.tuf.client import TufTagAuthority

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import os
 import sys
 from typing import Any
@@ -29,7 +28,6 @@ from stockade.output import print_json, print_table
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
-MAX_PROFILE_BYTES = 1024 * 1024
 
 
 class PolicyUsageError(Exception):
@@ -118,15 +116,6 @@ def _missing_verb(parser: argparse.ArgumentParser) -> int:
 
 # ----------------------------------------------------------------------------------------- check
 
-def _hash_file(path: str) -> str | None:
-    """sha256 of a Localhost seccomp profile named on a run line (None when unreadable)."""
-    try:
-        with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read(MAX_PROFILE_BYTES)).hexdigest()
-    except OSError:
-        return None
-
-
 def _run_lines(text: str) -> list[tuple[int, str]]:
     """``(first line number, joined line)`` for each stockade/docker/podman run line in a script."""
     out, pending, start = [], "", 0
@@ -164,13 +153,14 @@ def _subjects(args: argparse.Namespace) -> tuple[list[Any], list[str]]:
     from policies.runline import document_from_run_args, split_run_line
     from policies.sources import Located, Source
     from policies.yamlsource import read_text
+    from stockade.gatecache import file_sha256
 
     located: list[Located] = []
     skipped: list[str] = []
 
     def run_doc(line: str, file: str, number: int | None) -> None:
         try:
-            doc = document_from_run_args(split_run_line(line), cwd=os.getcwd(), hash_file=_hash_file)
+            doc = document_from_run_args(split_run_line(line), cwd=os.getcwd(), hash_file=file_sha256)
         except ValueError as exc:
             where = f"{file}:{number}" if number else file
             raise PolicyUsageError(f"{where}: cannot read the run line: {exc}") from None
