@@ -9,7 +9,8 @@ violation, and a verification error fails closed.
 Matching follows sigstore's policy-controller: every entry whose ``images`` globs match must be
 satisfied (AND); within an entry any listed key or identity counts (OR), ``threshold`` distinct
 ones are needed. Regular expressions match anywhere, as cosign's ``--certificate-identity-regexp``
-does: anchor them (``^…$``); ``policy lint`` warns when they are not.
+does and as ``trust.identity`` does with the same patterns: anchor them (``^…$``); ``policy lint``
+warns when they are not.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ from typing import Any, ClassVar
 from policies.decision import Finding
 from policies.document import Subject
 from policies.globs import matches
+
+
+def regexp_matches(pattern: str, value: str) -> bool:
+    """Unanchored, as cosign and policy-controller (Go's ``regexp.MatchString``) and ``trust.identity``."""
+    return re.search(pattern, value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +47,9 @@ class IdentityRequirement:
         if subject is None or issuer is None:
             return False
         ok_subject = subject == self.subject if self.subject is not None else \
-            re.search(self.subject_regexp or "", subject) is not None
+            regexp_matches(self.subject_regexp or "", subject)
         ok_issuer = issuer == self.issuer if self.issuer is not None else \
-            re.search(self.issuer_regexp or "", issuer) is not None
+            regexp_matches(self.issuer_regexp or "", issuer)
         return ok_subject and ok_issuer
 
     def describe(self) -> str:

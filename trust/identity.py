@@ -4,9 +4,11 @@ A certificate names its signer in the subjectAltName (an email, a URI such as a 
 Fulcio's otherName) and the OIDC issuer that vouched for it in extension 1.3.6.1.4.1.57264.1.8
 (a DER UTF8String; older certificates use 1.3.6.1.4.1.57264.1.1 holding the raw string).
 
-Regular expressions must match the *whole* value (``re.fullmatch``). cosign searches instead, so an
-unanchored cosign pattern such as ``@example.com`` also accepts ``me@example.com.evil.test``; here it
-simply does not match, and the failure reason says so.
+Regular expressions are searched (``re.search``), as cosign's ``--certificate-identity-regexp`` and
+policy-controller's ``subjectRegExp`` do (Go's ``regexp.MatchString``), and as ``policies`` does for
+the same patterns: users port them between the three, so one pattern must mean one thing. An
+unanchored pattern such as ``@example\.com`` therefore also accepts ``me@example.com.evil.test``;
+anchor it (``^…$``) to match the whole value (``stockade policy lint`` warns about unanchored ones).
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def certificate_identity(cert: x509.Certificate) -> tuple[list[str], str | None]
     return names, issuer
 
 
+def regexp_matches(pattern: re.Pattern[str], value: str) -> bool:
+    """Unanchored, as cosign and policy-controller (Go's ``regexp.MatchString``) and ``policies``."""
+    return pattern.search(value) is not None
+
+
 def _compile(pattern: str | None, flag: str) -> re.Pattern[str] | None:
     if pattern is None:
         return None
@@ -111,16 +118,15 @@ class IdentityMatcher:
         pattern = _compile(self.issuer_regexp, "--certificate-oidc-issuer-regexp")
         # Certificates from before Fulcio recorded the issuer (2021) have none: as in cosign, a
         # regular expression is matched against the empty string.
-        if pattern is not None and not pattern.fullmatch(issuer or ""):
+        if pattern is not None and not regexp_matches(pattern, issuer or ""):
             return f"certificate issuer {issuer or '(none)'!r} does not match /{self.issuer_regexp}/"
         if not names:
             return "certificate has no subject alternative name"
         if self.identity is not None and self.identity not in names:
             return f"certificate identity {', '.join(names)!r} is not {self.identity!r}"
         pattern = _compile(self.identity_regexp, "--certificate-identity-regexp")
-        if pattern is not None and not any(pattern.fullmatch(n) for n in names):
-            return (f"certificate identity {', '.join(names)!r} does not match "
-                    f"/{self.identity_regexp}/ (the whole identity must match)")
+        if pattern is not None and not any(regexp_matches(pattern, n) for n in names):
+            return f"certificate identity {', '.join(names)!r} does not match /{self.identity_regexp}/"
         return None
 
 

@@ -110,10 +110,12 @@ def _verify_flags(p: argparse.ArgumentParser) -> None:
                    help="accept signatures by this public key (repeatable: any of them)")
     p.add_argument("--certificate-identity", metavar="ID", help="accept certificates for exactly this identity")
     p.add_argument("--certificate-identity-regexp", metavar="RE",
-                   help="accept certificates whose identity matches RE entirely")
+                   help="accept certificates whose identity matches RE (searched, as in cosign: "
+                        "anchor it with ^…$ to match the whole identity)")
     p.add_argument("--certificate-oidc-issuer", metavar="URL", help="the OIDC issuer the certificate must name")
     p.add_argument("--certificate-oidc-issuer-regexp", metavar="RE",
-                   help="a regular expression the certificate's OIDC issuer must match entirely")
+                   help="a regular expression the certificate's OIDC issuer must match (searched, "
+                        "as in cosign: anchor it with ^…$)")
     p.add_argument("--trusted-root", metavar="FILE",
                    help="Sigstore trusted_root.json (default: the public-good root sigstore-python embeds)")
     p.add_argument("--offline", action="store_true",

@@ -8,7 +8,9 @@ from typing import Any, Callable
 import pytest
 
 from policies import evaluate, requirements_for
+from policies.signatures import IdentityRequirement
 from tests.policies.conftest import document, make_key, rules
+from tests.support.identity_regexps import CASES
 
 DIGEST = "sha256:" + "a" * 64
 ISSUER = "https://token.actions.githubusercontent.com"
@@ -120,3 +122,20 @@ def test_tuf_requirement(signed_policy: Any, keys: dict[str, tuple[Path, str]], 
     decision = evaluate(signed_policy, _signed("registry.example.com/org/tuf-app:1", *sigs, tuf=tuf))
     assert decision.allowed is ok
     assert ok or rules(decision) == {"signatures.tuf"}
+
+
+@pytest.mark.parametrize("pattern, value, matches", CASES)
+def test_identity_regexp_semantics_shared_with_trust(pattern: str, value: str, matches: bool) -> None:
+    assert IdentityRequirement(subject_regexp=pattern, issuer=ISSUER).accepts(value, ISSUER) is matches
+    assert IdentityRequirement(subject=SUBJECT, issuer_regexp=pattern).accepts(SUBJECT, value) is matches
+
+
+@pytest.mark.parametrize("pattern, whole", [
+    ("^a$", True), ("a", False), ("^a", False), ("a$", False), ("^a|b$", False), ("^(?:a|b)$", True),
+    ("(?i)^a$", True), ("(?m)^a$", False), (r"^a\$", False), (r"^a\\$", True), ("^[|]$", True),
+    (r"^a[\]|]$", True), ("^(a)|(b)$", False),
+])
+def test_lint_knows_an_anchored_pattern(pattern: str, whole: bool) -> None:
+    from policies.lint import anchored
+
+    assert anchored(pattern) is whole

@@ -243,13 +243,16 @@ def test_policy_lint_warns_and_strict_fails(tmp_path: Path) -> None:
           runtime: {readOnlyRootFilesystem: false}
           signatures:
             - images: ['**']
-              identities: [{subjectRegExp: 'github\\.com/org', issuer: https://issuer}]
+              identities: [{subjectRegExp: 'github\\.com/org', issuer: https://issuer},
+                           {subjectRegExp: '^https://a\\.example/|^https://b\\.example/$', issuer: https://issuer}]
           exceptions:
             - {id: OLD-1, rules: [runtime.privileged], images: ['**'], reason: r, expires: 2020-01-01}
         """))
     out = stockade("policy", "lint", policy)
     assert out.returncode == 0, out.stderr
-    for text in ("exception OLD-1 expired on 2020-01-01", "is not anchored", "without transparencyLog",
+    for text in ("exception OLD-1 expired on 2020-01-01", "without transparencyLog",
+                 "subjectRegExp 'github\\\\.com/org' is not anchored: it matches anywhere", "write '^…$'",
+                 "subjectRegExp '^https://a\\\\.example/|^https://b\\\\.example/$' is not anchored",
                  "readOnlyRootFilesystem: false loosens profile restricted:v1"):
         assert text in out.stdout
     assert stockade("policy", "lint", "--strict", policy).returncode == 1

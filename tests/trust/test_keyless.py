@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from tests.support.identity_regexps import CASES
 from tests.trust.sigstore_instance import SigstoreInstance
 from trust import bundle as bundles
 from trust import dsse, simplesigning
@@ -93,17 +94,21 @@ def test_keyless_legacy_attestation(instance: SigstoreInstance, root: TrustedRoo
     assert not other.ok and "subject does not include" in other.reasons[0]
 
 
-def test_regexp_identity_must_match_whole(instance: SigstoreInstance, root: TrustedRoot) -> None:
+def test_regexp_identity_is_searched_as_cosign_does(instance: SigstoreInstance, root: TrustedRoot) -> None:
+    """cosign's --certificate-identity-regexp is Go's unanchored MatchString: a pattern matches
+    anywhere in the identity unless anchored (the shared table in tests/support/identity_regexps.py
+    holds the semantics; this runs it through a real certificate and sigstore-python)."""
     raw = instance.dsse_bundle(dsse.INTOTO_PAYLOAD_TYPE, _statement(), WHO, ISSUER)
-    whole = Requirements(identities=(IdentityMatcher(identity_regexp=r".*@example\.com", issuer_regexp="https://.*"),),
-                         trusted_root=root)
-    partial = Requirements(identities=(IdentityMatcher(identity_regexp=r"@example\.com", issuer=ISSUER),),
-                           trusted_root=root)
-    for req, ok in ((whole, True), (partial, False)):
-        result = check_bundle(Checks(req), bundles.parse(raw), SignatureResult("b", "t", "t"), digest=DIGEST,
-                              predicate_type=dsse.COSIGN_SIGN_PREDICATE)
-        assert result.ok is ok, result.reasons
-    assert "the whole identity must match" in result.reasons[0]
+    cases = ((IdentityMatcher(identity_regexp=r".*@example\.com", issuer_regexp="https://.*"), True),
+             (IdentityMatcher(identity_regexp=r"@example\.com", issuer=ISSUER), True),
+             (IdentityMatcher(identity_regexp=r"example", issuer_regexp=r"issuer"), True),
+             (IdentityMatcher(identity_regexp=r"^@example\.com$", issuer=ISSUER), False),
+             (IdentityMatcher(identity=WHO, issuer_regexp=r"^issuer$"), False))
+    for matcher, ok in cases:
+        result = check_bundle(Checks(Requirements(identities=(matcher,), trusted_root=root)), bundles.parse(raw),
+                              SignatureResult("b", "t", "t"), digest=DIGEST, predicate_type=dsse.COSIGN_SIGN_PREDICATE)
+        assert result.ok is ok, (matcher, result.reasons)
+    assert "does not match /^issuer$/" in result.reasons[0]
 
 
 # --- tampering ------------------------------------------------------------------------------------
@@ -208,3 +213,11 @@ def test_keyless_blob_bundle(instance: SigstoreInstance, root: TrustedRoot, tmp_
     assert verify_blob(artifact, bundle, _req(root)).ok
     artifact.write_bytes(b"release bitz")
     assert not verify_blob(artifact, bundle, _req(root)).ok
+
+
+@pytest.mark.parametrize("pattern, value, matches", CASES)
+def test_identity_regexp_semantics_shared_with_policies(pattern: str, value: str, matches: bool) -> None:
+    as_identity = IdentityMatcher(identity_regexp=pattern, issuer=ISSUER)
+    as_issuer = IdentityMatcher(identity=WHO, issuer_regexp=pattern)
+    assert (as_identity.mismatch([value], ISSUER) is None) is matches
+    assert (as_issuer.mismatch([WHO], value) is None) is matches
