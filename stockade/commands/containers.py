@@ -13,14 +13,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import parse_size
-from engine.containers.create import CreateOptions, MountRequest
 from engine.errors import StockadeError, UsageError
-from engine.spec import Rlimit
 from stockade.context import Context
 from stockade.output import add_output_flag, print_json, print_table
+
+if TYPE_CHECKING:  # the engine's container code loads when a request is built, not at start-up
+    from engine.containers.create import MountRequest
+    from engine.spec import Rlimit
 
 ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
            "rss", "rtprio", "rttime", "sigpending", "stack", "as")
@@ -35,6 +37,8 @@ class RunFlagError(UsageError):
 # --- flag parsing -----------------------------------------------------------------------------------
 def parse_volume(text: str) -> MountRequest:
     """``-v``: ``/host:/ctr[:ro]``, ``name:/ctr[:ro]``, or ``/ctr`` (an anonymous volume)."""
+    from engine.containers.create import MountRequest
+
     parts = text.split(":")
     if len(parts) == 1:
         return MountRequest("volume", parts[0])
@@ -51,6 +55,8 @@ def parse_volume(text: str) -> MountRequest:
 
 def parse_mount(text: str) -> MountRequest:
     """``--mount type=bind|volume|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…][,tmpfs-mode=…]``."""
+    from engine.containers.create import MountRequest
+
     fields: dict[str, str] = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
@@ -82,6 +88,8 @@ def parse_mount(text: str) -> MountRequest:
 
 def parse_tmpfs(text: str) -> MountRequest:
     """``--tmpfs /path[:rw,size=64m,mode=1777]``."""
+    from engine.containers.create import MountRequest
+
     target, _, opts = text.partition(":")
     readonly, options = False, []
     for opt in filter(None, opts.split(",")):
@@ -100,6 +108,8 @@ def parse_tmpfs(text: str) -> MountRequest:
 
 def parse_ulimit(text: str) -> Rlimit:
     """``--ulimit nofile=1024[:2048]``."""
+    from engine.spec import Rlimit
+
     name, sep, values = text.partition("=")
     if not sep or name not in ULIMITS:
         raise RunFlagError(f"invalid --ulimit {text!r} (expected NAME=SOFT[:HARD], NAME one of "
@@ -124,6 +134,7 @@ def read_env_file(path: str) -> list[str]:
 
 def run_request(args: argparse.Namespace) -> Any:
     """The ``RunRequest`` the parsed ``run``/``create`` flags describe."""
+    from engine.containers.create import CreateOptions
     from hardening.capabilities import normalized
     from policies.runflags import parse_bool, split_option
     from stockade.run import RunRequest
