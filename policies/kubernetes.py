@@ -8,6 +8,11 @@ container. Unset fields take Kubernetes' effective value where it has one (``pri
 ``allowPrivilegeEscalation`` true, a writable root, the host's user namespace unless
 ``hostUsers: false``) and stay ``null`` (not set) otherwise. The same translation serves
 ``policy check`` and the admission webhook.
+
+A field of the wrong type (a string where a list belongs, a list where a mapping does) is a
+``PolicyLoadError`` naming the file, line and field, which ``policy check`` reports with exit 2 and
+the webhook as a 400 denial: the API server would refuse such an object, and reading the field as
+"not set" could silently loosen a policy.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from policies.document import normalize_capability
 from policies.model import parse_cpus
 from policies.sources import Located, Source
+from policies.typed import describe
 from policies.yamlsource import Document, Path, format_path, load_documents
 
 POD_SPEC_PATHS: dict[str, Path] = {
@@ -52,113 +58,161 @@ def memory_bytes(value: Any) -> int | None:
     return int(number * _FACTORS[m.group(3)])
 
 
-def _get(value: Any, *keys: str | int) -> Any:
-    for key in keys:
-        if isinstance(value, Mapping) and isinstance(key, str):
-            value = value.get(key)
-        elif isinstance(value, list) and isinstance(key, int) and key < len(value):
-            value = value[key]
-        else:
-            return None
-    return value
+_KINDS: dict[str, type | tuple[type, ...]] = {
+    "a mapping": Mapping, "a list": list, "true or false": bool, "an integer": int, "a string": str,
+    "a quantity": (str, int, float),
+}
+
+
+def _typed(doc: Document, path: Path, value: Any, expected: str) -> Any:
+    """``value`` when it is null (not set) or of the ``expected`` kind (a key of ``_KINDS``).
+
+    Anything else is one error naming the file, line and field: the API server refuses such an
+    object, and reading a wrong-typed field as "not set" could loosen a policy without a word
+    (``privileged: "true"``, ``capabilities: [SYS_ADMIN]``)."""
+    if value is None:
+        return None
+    if isinstance(value, _KINDS[expected]) and (expected == "true or false" or not isinstance(value, bool)):
+        return value
+    raise doc.error(path, f"expected {expected}, found {describe(value)}")
+
+
+def _strings(doc: Document, path: Path, value: Any) -> list[str]:
+    """A list of strings (capability names); null is an empty list."""
+    items = _typed(doc, path, value, "a list") or []
+    for n, item in enumerate(items):
+        if not isinstance(item, str):
+            raise doc.error((*path, n), f"expected a string, found {describe(item)}")
+    return items
 
 
 class _Container:
-    """One container of one pod spec, and the manifest path each input field came from."""
+    """One container of one pod spec, and the manifest path each input field came from.
 
-    def __init__(self, doc: Document, pod_path: Path, list_name: str, index: int) -> None:
-        self.doc, self.pod_path = doc, pod_path
-        self.pod = _get(doc.value, *pod_path) or {}
+    Every field read is type-checked where it is read (``_typed``), so a malformed object fails with
+    the field's name and line instead of an AttributeError deep in the translation."""
+
+    def __init__(self, doc: Document, pod_path: Path, pod: Mapping[str, Any], list_name: str, index: int,
+                 raw: Mapping[str, Any]) -> None:
+        self.doc, self.pod_path, self.pod, self.raw = doc, pod_path, pod, raw
         self.path: Path = (*pod_path, list_name, index)
-        self.raw = _get(doc.value, *self.path) or {}
-        self.list_name = list_name
         self.where: dict[str, Path] = {}
+        self.own_sc = self.get(self.path, raw, "securityContext", "a mapping")
+        self.pod_sc = self.get(pod_path, pod, "securityContext", "a mapping")
 
-    def sc(self, key: str) -> Any:
+    def get(self, base: Path, mapping: Mapping[str, Any] | None, key: str, expected: str) -> Any:
+        """``mapping[key]`` (found at ``base``) checked against ``expected``; None when not set."""
+        return _typed(self.doc, (*base, key), None if mapping is None else mapping.get(key), expected)
+
+    def sc(self, key: str, expected: str) -> tuple[Any, Path]:
         """A securityContext field, container first, then the pod's for the inherited ones."""
-        own = _get(self.raw, "securityContext")
-        if isinstance(own, Mapping) and key in own:
-            return own[key], (*self.path, "securityContext", key)
-        pod_sc = _get(self.pod, "securityContext")
-        if key in _INHERITED and isinstance(pod_sc, Mapping) and key in pod_sc:
-            return pod_sc[key], (*self.pod_path, "securityContext", key)
-        return None, (*self.path, "securityContext", key)
+        own_path = (*self.path, "securityContext")
+        value = self.get(own_path, self.own_sc, key, expected)
+        if value is not None:
+            return value, (*own_path, key)
+        if key in _INHERITED:
+            pod_path = (*self.pod_path, "securityContext")
+            value = self.get(pod_path, self.pod_sc, key, expected)
+            if value is not None:
+                return value, (*pod_path, key)
+        return None, (*own_path, key)
 
-    def field(self, input_path: str, key: str) -> Any:
-        value, where = self.sc(key)
+    def field(self, input_path: str, key: str, expected: str) -> Any:
+        value, where = self.sc(key, expected)
         self.where[input_path] = where
         return value
 
     def build(self) -> dict[str, Any]:
         c: dict[str, Any] = {}
-        uid, gid = self.field("container.user", "runAsUser"), self.sc("runAsGroup")[0]
-        if isinstance(uid, int) and not isinstance(uid, bool):
-            c["user"] = {"uid": uid, "gid": gid if isinstance(gid, int) else None}
-        c["runAsNonRoot"] = _bool(self.field("container.runAsNonRoot", "runAsNonRoot"))
-        c["readOnlyRootFilesystem"] = _bool(self.field("container.readOnlyRootFilesystem",
-                                                        "readOnlyRootFilesystem")) is True
-        c["privileged"] = _bool(self.field("container.privileged", "privileged")) is True
-        escalation = _bool(self.field("container.noNewPrivileges", "allowPrivilegeEscalation"))
+        uid = self.field("container.user", "runAsUser", "an integer")
+        gid = self.sc("runAsGroup", "an integer")[0]
+        if uid is not None:
+            c["user"] = {"uid": uid, "gid": gid}
+        c["runAsNonRoot"] = self.field("container.runAsNonRoot", "runAsNonRoot", "true or false")
+        c["readOnlyRootFilesystem"] = self.field("container.readOnlyRootFilesystem", "readOnlyRootFilesystem",
+                                                 "true or false") is True
+        c["privileged"] = self.field("container.privileged", "privileged", "true or false") is True
+        escalation = self.field("container.noNewPrivileges", "allowPrivilegeEscalation", "true or false")
         c["noNewPrivileges"] = escalation is False
-        caps = self.field("container.capabilities", "capabilities") or {}
-        self.where["container.capabilities.add"] = (*self.where["container.capabilities"], "add")
-        self.where["container.capabilities.drop"] = (*self.where["container.capabilities"], "drop")
-        c["capabilities"] = {k: [normalize_capability(str(x)) for x in _list(_get(caps, k))] for k in ("add", "drop")}
-        seccomp = self.field("container.seccomp", "seccompProfile")
-        if isinstance(seccomp, Mapping) and seccomp.get("type"):
-            c["seccomp"] = {"type": str(seccomp["type"])}
-            if seccomp.get("localhostProfile"):
-                c["seccomp"]["profile"] = str(seccomp["localhostProfile"])
-        host_network = _bool(self.pod.get("hostNetwork")) is True
+        caps = self.field("container.capabilities", "capabilities", "a mapping") or {}
+        caps_path = self.where["container.capabilities"]
+        c["capabilities"] = {}
+        for k in ("add", "drop"):
+            self.where[f"container.capabilities.{k}"] = (*caps_path, k)
+            names = _strings(self.doc, (*caps_path, k), caps.get(k))
+            c["capabilities"][k] = [normalize_capability(x) for x in names]
+        seccomp = self.field("container.seccomp", "seccompProfile", "a mapping")
+        if seccomp is not None:
+            where = self.where["container.seccomp"]
+            kind = self.get(where, seccomp, "type", "a string")
+            profile = self.get(where, seccomp, "localhostProfile", "a string")
+            if kind:
+                c["seccomp"] = {"type": kind, **({"profile": profile} if profile else {})}
+        host = {key: self.get(self.pod_path, self.pod, key, "true or false")
+                for key in ("hostNetwork", "hostPID", "hostIPC", "hostUsers")}
         c["namespaces"] = {
-            "network": "host" if host_network else "private",
-            "uts": "host" if host_network else "private",
-            "pid": "host" if _bool(self.pod.get("hostPID")) else "private",
-            "ipc": "host" if _bool(self.pod.get("hostIPC")) else "private",
-            "user": "private" if _bool(self.pod.get("hostUsers")) is False else "host",
+            "network": "host" if host["hostNetwork"] else "private",
+            "uts": "host" if host["hostNetwork"] else "private",
+            "pid": "host" if host["hostPID"] else "private",
+            "ipc": "host" if host["hostIPC"] else "private",
+            "user": "private" if host["hostUsers"] is False else "host",
         }
         for ns, key in (("network", "hostNetwork"), ("uts", "hostNetwork"), ("pid", "hostPID"),
                         ("ipc", "hostIPC"), ("user", "hostUsers")):
             self.where[f"container.namespaces.{ns}"] = (*self.pod_path, key)
         c["mounts"] = list(self._mounts())
-        limits = _get(self.raw, "resources", "limits") or {}
-        self.where["container.resources"] = (*self.path, "resources", "limits")
-        cpus = None
-        if limits.get("cpu") is not None:
-            try:
-                cpus = parse_cpus(limits["cpu"])
-            except ValueError:
-                cpus = None
-        c["resources"] = {"memory": memory_bytes(limits.get("memory")) if limits.get("memory") is not None else None,
-                          "cpus": cpus, "pids": None}
+        c["resources"] = self._resources()
         return c
 
+    def _resources(self) -> dict[str, Any]:
+        resources = self.get(self.path, self.raw, "resources", "a mapping")
+        where = (*self.path, "resources", "limits")
+        limits = self.get(where[:-1], resources, "limits", "a mapping")
+        self.where["container.resources"] = where
+        cpu = self.get(where, limits, "cpu", "a quantity")
+        memory = self.get(where, limits, "memory", "a quantity")
+        cpus = mem = None
+        if cpu is not None:
+            try:
+                cpus = parse_cpus(cpu)
+            except ValueError as exc:
+                raise self.doc.error((*where, "cpu"), str(exc)) from None
+        if memory is not None:
+            mem = memory_bytes(memory)
+            if mem is None:
+                raise self.doc.error((*where, "memory"), f"{memory!r} is not a Kubernetes quantity "
+                                                         "(use e.g. 512Mi or 1G)")
+        return {"memory": mem, "cpus": cpus, "pids": None}
+
     def _mounts(self) -> Iterator[dict[str, Any]]:
-        volumes = {v.get("name"): v for v in _list(self.pod.get("volumes")) if isinstance(v, Mapping)}
-        for n, vm in enumerate(_list(self.raw.get("volumeMounts"))):
+        volumes: dict[str, tuple[Mapping[str, Any], Path]] = {}
+        for n, volume in enumerate(self.get(self.pod_path, self.pod, "volumes", "a list") or []):
+            path = (*self.pod_path, "volumes", n)
+            if not isinstance(volume, Mapping):
+                raise self.doc.error(path, f"a volume must be a mapping, found {describe(volume)}")
+            volumes[self.get(path, volume, "name", "a string") or ""] = volume, path
+        for n, vm in enumerate(self.get(self.path, self.raw, "volumeMounts", "a list") or []):
+            path = (*self.path, "volumeMounts", n)
             if not isinstance(vm, Mapping):
-                continue
-            volume = volumes.get(vm.get("name")) or {}
+                raise self.doc.error(path, f"a volume mount must be a mapping, found {describe(vm)}")
+            volume, volume_path = volumes.get(self.get(path, vm, "name", "a string") or "", ({}, path))
             kinds = [k for k in volume if k != "name"]
             kind = kinds[0] if kinds else "missing"
-            mount: dict[str, Any] = {"destination": str(vm.get("mountPath") or ""), "readOnly": vm.get("readOnly") is True,
+            mount: dict[str, Any] = {"destination": self.get(path, vm, "mountPath", "a string") or "",
+                                     "readOnly": self.get(path, vm, "readOnly", "true or false") is True,
                                      "kind": kind}
+            if kind in ("hostPath", "emptyDir"):
+                source = self.get(volume_path, volume, kind, "a mapping")
+                detail = self.get((*volume_path, kind), source, "path" if kind == "hostPath" else "medium",
+                                  "a string")
             if kind == "hostPath":
-                mount.update(type="bind", source=str(_get(volume, "hostPath", "path") or ""))
-            elif kind == "emptyDir" and _get(volume, "emptyDir", "medium") == "Memory":
+                mount.update(type="bind", source=detail or "")
+            elif kind == "emptyDir" and detail == "Memory":
                 mount["type"] = "tmpfs"
             else:
                 mount["type"] = "volume"
-            self.where[f"container.mounts[{n}]"] = (*self.path, "volumeMounts", n)
+            self.where[f"container.mounts[{n}]"] = path
             yield mount
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _locator(doc: Document, where: dict[str, Path], default: Path):  # type: ignore[no-untyped-def]
@@ -179,7 +233,7 @@ def documents_from_manifests(text: str, file: str) -> tuple[list[Located], list[
     skipped: list[str] = []
     for doc in load_documents(text, file, max_nodes=2_000_000):
         obj = doc.value
-        kind = obj.get("kind") if isinstance(obj, Mapping) else None
+        kind = _typed(doc, ("kind",), obj.get("kind"), "a string") if isinstance(obj, Mapping) else None
         if kind == "List" and isinstance(obj.get("items"), list):
             skipped.append(f"document {doc.index + 1}: kind List (expand it: kubectl get -o yaml lists)")
             continue
@@ -204,26 +258,41 @@ def documents_from_object(obj: Mapping[str, Any], kind: str, source: str) -> lis
     return _workload_documents(Document(obj, source), kind)
 
 
+def _pod_spec(doc: Document, kind: str) -> Mapping[str, Any]:
+    """The pod spec (or template spec) of a workload; an error names the first step that is not a
+    mapping."""
+    value: Any = doc.value
+    pod_path = POD_SPEC_PATHS[kind]
+    for depth, key in enumerate(pod_path, 1):
+        value = value.get(key)
+        if not isinstance(value, Mapping):
+            found = "" if value is None else f" ({format_path(pod_path[:depth])} is {describe(value)})"
+            raise doc.error(pod_path[:depth], f"{kind} has no pod spec here{found}")
+    return value
+
+
 def _workload_documents(doc: Document, kind: str) -> list[Located]:
     """One input document per init, regular and ephemeral container of one workload."""
     located: list[Located] = []
     obj, file = doc.value, doc.file
     pod_path = POD_SPEC_PATHS[kind]
-    meta = obj.get("metadata")
-    meta = meta if isinstance(meta, Mapping) else {}
-    name, namespace = str(meta.get("name") or "(unnamed)"), str(meta.get("namespace") or "default")
-    pod = _get(obj, *pod_path)
-    if not isinstance(pod, Mapping):
-        raise doc.error(pod_path, f"{kind} has no pod spec here")
+    meta = _typed(doc, ("metadata",), obj.get("metadata"), "a mapping") or {}
+    name = _typed(doc, ("metadata", "name"), meta.get("name"), "a string") or "(unnamed)"
+    namespace = _typed(doc, ("metadata", "namespace"), meta.get("namespace"), "a string") or "default"
+    pod = _pod_spec(doc, kind)
     for list_name in CONTAINER_LISTS:
-        for index, raw in enumerate(_list(pod.get(list_name))):
+        containers = _typed(doc, (*pod_path, list_name), pod.get(list_name), "a list") or []
+        if list_name == "containers" and not containers:
+            raise doc.error((*pod_path, list_name), "a pod spec needs at least one container")
+        for index, raw in enumerate(containers):
             if not isinstance(raw, Mapping):
-                raise doc.error((*pod_path, list_name, index), "a container must be a mapping")
-            cont = _Container(doc, pod_path, list_name, index)
-            cname = str(raw.get("name") or index)
+                raise doc.error((*pod_path, list_name, index),
+                                f"a container must be a mapping, found {describe(raw)}")
             image = raw.get("image")
             if not isinstance(image, str) or not image:
                 raise doc.error((*pod_path, list_name, index, "image"), "a container needs an image")
+            cname = _typed(doc, (*pod_path, list_name, index, "name"), raw.get("name"), "a string") or str(index)
+            cont = _Container(doc, pod_path, pod, list_name, index, raw)
             container = cont.build()
             cont.where["image"] = (*cont.path, "image")
             identity = f"{kind}/{namespace}/{name} {list_name}[{cname}]"

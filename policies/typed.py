@@ -50,7 +50,8 @@ def suggest(word: str, choices: typing.Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
+    """A found value as an error message names it (``string 'x'``, ``a list``, ``nothing (null)``)."""
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
@@ -95,12 +96,12 @@ class Converter:
         if origin is tuple:
             (item,) = typing.get_args(hint)[:1]
             if not isinstance(value, list):
-                raise self.doc.error(path, f"expected a list, found {_describe(value)}")
+                raise self.doc.error(path, f"expected a list, found {describe(value)}")
             return tuple(self._convert(item, v, (*path, i)) for i, v in enumerate(value))
         if origin is dict:
             _, item = typing.get_args(hint)
             if not isinstance(value, dict):
-                raise self.doc.error(path, f"expected a mapping, found {_describe(value)}")
+                raise self.doc.error(path, f"expected a mapping, found {describe(value)}")
             return {str(k): self._convert(item, v, (*path, k)) for k, v in value.items()}
         if dataclasses.is_dataclass(hint):
             return self._dataclass(hint, value, path)  # type: ignore[arg-type]
@@ -109,7 +110,7 @@ class Converter:
             if value not in allowed or isinstance(value, bool):
                 hint_text = suggest(str(value), allowed) if isinstance(value, str) else ""
                 raise self.doc.error(path, f"must be one of {', '.join(map(str, allowed))}, "
-                                           f"found {_describe(value)}{hint_text}")
+                                           f"found {describe(value)}{hint_text}")
             return hint(value)
         return self._scalar(hint, value, path)
 
@@ -117,19 +118,19 @@ class Converter:
         if hint is bool:
             if isinstance(value, bool):
                 return value
-            raise self.doc.error(path, f"expected true or false, found {_describe(value)}")
+            raise self.doc.error(path, f"expected true or false, found {describe(value)}")
         if hint is int:
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
-            raise self.doc.error(path, f"expected a whole number, found {_describe(value)}")
+            raise self.doc.error(path, f"expected a whole number, found {describe(value)}")
         if hint is float:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
-            raise self.doc.error(path, f"expected a number, found {_describe(value)}")
+            raise self.doc.error(path, f"expected a number, found {describe(value)}")
         if hint is str:
             if isinstance(value, str):
                 return value
-            raise self.doc.error(path, f"expected a string, found {_describe(value)} (quote it)")
+            raise self.doc.error(path, f"expected a string, found {describe(value)} (quote it)")
         if hint is datetime.date:
             if isinstance(value, datetime.datetime):
                 return value.date()
@@ -140,12 +141,12 @@ class Converter:
                     return datetime.date.fromisoformat(value)
                 except ValueError:
                     pass
-            raise self.doc.error(path, f"expected a date (YYYY-MM-DD), found {_describe(value)}")
+            raise self.doc.error(path, f"expected a date (YYYY-MM-DD), found {describe(value)}")
         raise TypeError(f"unsupported type hint {hint!r} at {path}")  # a bug in the model
 
     def _dataclass(self, cls: type, value: Any, path: Path) -> Any:
         if not isinstance(value, dict):
-            raise self.doc.error(path, f"expected a mapping, found {_describe(value)}")
+            raise self.doc.error(path, f"expected a mapping, found {describe(value)}")
         fields = _fields(cls)
         known = {k: (f, h) for k, f, h in fields}
         for key in value:

@@ -52,6 +52,38 @@ def test_an_object_without_a_pod_template_is_refused_naming_the_field() -> None:
         documents_from_object({"kind": "Service"}, "Service", "x")
 
 
+def test_a_malformed_object_is_a_well_formed_denial_naming_the_field(tmp_path: Path) -> None:
+    """The webhook reads objects with the translation ``policy check`` uses, so every wrong-typed field
+    raises the same PolicyLoadError there; the service must answer it as a 400 denial naming the field
+    (never a 500 "internal error"). Every variant of tests/policies/malformed.py, in-process."""
+    from engine.config import Paths, load_config
+    from stockade.admission import build_service
+    from tests.policies.malformed import ACCEPTED, RICH_POD, names_field, variants
+
+    service = build_service(builtin_policy("privileged"), load_config(), Paths.default(root=tmp_path / "root"))
+    denied = 0
+    try:
+        for field, value, pod in variants():
+            if field == "kind":
+                continue  # the review's request.kind is what the webhook goes by
+            sent = review(RICH_POD)
+            sent["request"]["object"] = pod
+            status, body = service.validate(json.dumps(sent).encode())
+            resp = json.loads(body)["response"]
+            assert status == 200 and resp["uid"] == sent["request"]["uid"], (field, value)
+            if (field, type(value)) in ACCEPTED:
+                continue
+            assert resp["allowed"] is False and resp["status"]["code"] == 400, (field, value, resp)
+            message = resp["status"]["message"]
+            assert message.startswith("stockade: cannot read Pod default/rich: "), message
+            named = message.removeprefix("stockade: cannot read Pod default/rich: ").partition(":")[0]
+            assert names_field(named, field), (field, value, message)
+            denied += 1
+    finally:
+        service.close()
+    assert denied > 250
+
+
 # --- reviews ----------------------------------------------------------------------------------------------
 
 def test_a_review_is_read_and_answered() -> None:

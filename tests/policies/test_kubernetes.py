@@ -6,10 +6,12 @@ import textwrap
 from typing import Any
 
 import pytest
+import yaml
 
 from policies import PolicyLoadError, builtin_policy, evaluate
 from policies.kubernetes import documents_from_manifests, memory_bytes
 from tests.policies.conftest import rules
+from tests.policies.malformed import ACCEPTED, names_field, variants
 
 POD_SPEC = """
 securityContext:
@@ -145,3 +147,47 @@ def test_restricted_flags_an_unhardened_deployment_completely() -> None:
     assert rules(evaluate(builtin_policy("restricted"), loc.document)) == {
         "runtime.runAsNonRoot", "runtime.readOnlyRootFilesystem", "runtime.allowPrivilegeEscalation",
         "runtime.capabilities.drop", "runtime.seccomp"}
+
+
+def test_every_wrong_typed_field_is_one_error_naming_file_line_and_field() -> None:
+    """Fuzz-style: each field of a Pod using everything the translation reads, replaced by each other
+    JSON type. Either the value is valid (a number as a quantity) or the answer is a PolicyLoadError
+    naming bad.yaml, a line and that field; never an AttributeError/TypeError, never silently unset."""
+    refused = 0
+    for field, value, pod in variants():
+        try:
+            documents_from_manifests(yaml.safe_dump(pod), "bad.yaml")
+        except PolicyLoadError as exc:
+            assert exc.file == "bad.yaml" and exc.line is not None, (field, value, str(exc))
+            assert names_field(exc.field, field), (field, value, str(exc))
+            refused += 1
+        else:
+            assert (field, type(value)) in ACCEPTED, f"{field}: {value!r} was accepted"
+    assert refused > 300
+
+
+@pytest.mark.parametrize("change, field, problem", [
+    ("resources: {limits: [1]}", "spec.containers[0].resources.limits", "expected a mapping, found a list"),
+    ("resources: [1]", "spec.containers[0].resources", "expected a mapping, found a list"),
+    ("securityContext: {privileged: 'true'}", "spec.containers[0].securityContext.privileged",
+     "expected true or false, found string 'true'"),
+    ("securityContext: {capabilities: [SYS_ADMIN]}", "spec.containers[0].securityContext.capabilities",
+     "expected a mapping, found a list"),
+    ("securityContext: {capabilities: {add: SYS_ADMIN}}", "spec.containers[0].securityContext.capabilities.add",
+     "expected a list, found string 'SYS_ADMIN'"),
+    ("volumeMounts: /data", "spec.containers[0].volumeMounts", "expected a list, found string '/data'"),
+    ("resources: {limits: {memory: lots}}", "spec.containers[0].resources.limits.memory",
+     "'lots' is not a Kubernetes quantity (use e.g. 512Mi or 1G)"),
+])
+def test_a_wrong_typed_field_names_its_line(change: str, field: str, problem: str) -> None:
+    text = f"kind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n    - image: busybox\n      {change}\n"
+    with pytest.raises(PolicyLoadError) as info:
+        documents_from_manifests(text, "bad.yaml")
+    assert str(info.value) == f"bad.yaml:{info.value.line}:{info.value.column}: {field}: {problem}"
+    assert info.value.line == 6
+
+
+@pytest.mark.parametrize("spec", ["  containers: null\n", "  containers: []\n", "  initContainers: [{image: a}]\n"])
+def test_a_pod_without_containers_is_refused(spec: str) -> None:
+    with pytest.raises(PolicyLoadError, match=r"^bad\.yaml:\d+:\d+: spec\.containers: a pod spec needs at least one"):
+        documents_from_manifests(f"kind: Pod\nmetadata: {{name: p}}\nspec:\n{spec}", "bad.yaml")

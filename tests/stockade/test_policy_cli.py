@@ -136,6 +136,22 @@ def test_check_policy_typo_exits_2_with_file_line_field(tmp_path: Path, manifest
     assert f"{policy}:7:5: spec.runtime.readOnlyRootFilesytem: unknown field" in out.stderr
 
 
+@pytest.mark.parametrize("field, value, says", [
+    ("resources", "{limits: [1]}", "9:19: spec.containers[0].resources.limits: expected a mapping, found a list"),
+    ("volumeMounts", "/data", "9:7: spec.containers[0].volumeMounts: expected a list, found string '/data'"),
+    ("securityContext", "{capabilities: {add: SYS_ADMIN}}",
+     "9:40: spec.containers[0].securityContext.capabilities.add: expected a list, found string 'SYS_ADMIN'"),
+])
+def test_check_a_malformed_manifest_exits_2_naming_file_line_and_field(tmp_path: Path, field: str, value: str,
+                                                                       says: str) -> None:
+    manifest = tmp_path / "pod.yaml"
+    manifest.write_text(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  containers:\n"
+                        f"    - name: app\n      image: busybox\n\n      {field}: {value}\n")
+    out = stockade("policy", "check", "-f", manifest, "--policy", "privileged")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr == f"stockade: error: {manifest}:{says}\n"
+
+
 def test_required_signatures_of_an_unreachable_image_fail_closed(tmp_path: Path, manifests: dict[str, Path]) -> None:
     key, _ = make_key(tmp_path, "release.pub")
     policy = tmp_path / "p.yaml"
