@@ -8,8 +8,9 @@ base-256 numbers), bounds every header, verifies every checksum, hands file data
 memoryview slices of the decompressed chunks (no copy), and refuses what it does not understand
 (sparse files, multi-volume archives) instead of half-applying it.
 
-Entries are yielded in archive order. The consumer may copy an entry's data with :meth:`copy_to`;
-whatever it leaves unread is skipped before the next header. Bad input raises ``Refused``.
+Entries are yielded in archive order. The consumer may copy an entry's data with :meth:`copy_to`
+(or :meth:`read` it); whatever it leaves unread is skipped before the next header. Bad input
+raises ``Refused``.
 """
 
 from __future__ import annotations
@@ -195,6 +196,14 @@ class TarReader:
         for span in self._spans(n, "this entry's data"):
             while span:
                 span = span[write(fd, span):]
+
+    def read(self, n: int) -> bytes:
+        """The next n bytes of the current entry's data in memory, for readers that inspect small
+        files instead of writing them (the audit of an OCI layout)."""
+        if n > self.left:
+            raise ValueError("read past the entry's data")
+        self.left -= n
+        return b"".join(self._spans(n, "this entry's data"))
 
     def _meta(self, size: int, what: str) -> bytes:
         if size > META_MAX:

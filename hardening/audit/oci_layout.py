@@ -3,48 +3,58 @@
 CI pipelines build an image into a layout (umoci, buildah, skopeo) and want it graded before it is
 pushed, with no store involved. Layers are read as tar streams, never extracted; every blob read is
 checked against its digest, because a layout is input from outside like any registry.
+
+The layers go through the same hardened readers as unpacking (``engine.layers``): the media type
+must name the compression and the blob's magic bytes must agree, a cut gzip or zstd stream (zstd
+frames included, which the zstandard reader alone does not notice) is refused, decompressed bytes
+and entries are bounded, and no tar header (PAX, GNU long name) may declare more than a megabyte,
+where ``tarfile`` would read whatever size a header declares into memory.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import posixpath
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
+from engine.config import UnpackConfig
 from engine.errors import StockadeError
+from engine.layers import LayerError, UnpackLimits
+from engine.layers.compression import DecompressedStream
+from engine.layers.model import Refused
+from engine.layers.tarstream import BLOCKDEV, CHARDEV, DIR, FIFO, FILE, HARDLINK, SYMLINK, TarReader
 from hardening.audit.targets import LayerFile, image_name, image_path
 
 MAX_JSON = 4 * 1024 * 1024
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json",
                "application/vnd.docker.distribution.manifest.list.v2+json")
-_KIND = {tarfile.REGTYPE: "file", tarfile.AREGTYPE: "file", tarfile.DIRTYPE: "dir",
-         tarfile.SYMTYPE: "link", tarfile.LNKTYPE: "link", tarfile.CHRTYPE: "char",
-         tarfile.BLKTYPE: "block", tarfile.FIFOTYPE: "fifo"}
+_KIND = {FILE: "file", DIR: "dir", SYMLINK: "link", HARDLINK: "link", CHARDEV: "char", BLOCKDEV: "block",
+         FIFO: "fifo"}
+_DRAIN = 1024 * 1024
 
 
 class LayoutError(StockadeError):
     """The OCI layout is missing, malformed, or a blob does not match its digest."""
 
 
-class _Hashing(io.RawIOBase):
-    """Passes reads through while hashing them, so a layer's digest is checked as it streams."""
+class _Hashing:
+    """A blob file read through, hashed as the decompressor reads it (in its own thread)."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self.raw, self.sha = raw, hashlib.sha256()
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf: Any) -> int:
-        data = self.raw.read(len(buf))
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
         self.sha.update(data)
-        buf[:len(data)] = data
-        return len(data)
+        return data
+
+    def drain(self) -> None:
+        """Hash what the decompressor left unread, so the digest covers the whole blob."""
+        while self.read(_DRAIN):
+            pass
 
 
 @dataclass
@@ -57,6 +67,7 @@ class OciLayoutImage:
     tags: tuple[str, ...]
     config: Mapping[str, Any]
     layer_descs: list[Mapping[str, Any]]
+    limits: UnpackLimits
     _files: list[list[LayerFile]] = field(default_factory=list)
     _whiteouts: list[set[str]] = field(default_factory=list)
 
@@ -70,58 +81,48 @@ class OciLayoutImage:
             raise LayoutError(f"{self.layout}: unsupported or malformed digest {digest!r}")
         return self.layout / "blobs" / "sha256" / hexd
 
-    def _open_layer(self, desc: Mapping[str, Any]) -> tuple[tarfile.TarFile, _Hashing]:
-        raw = open(self._blob_path(str(desc.get("digest", ""))), "rb")  # noqa: SIM115 - closed by caller
-        hashing = _Hashing(raw)
-        stream: IO[bytes] = io.BufferedReader(hashing)
-        if "zstd" in str(desc.get("mediaType", "")):
-            import zstandard  # only zstd layers pay for it
-
-            stream = zstandard.ZstdDecompressor().stream_reader(stream)
-            return tarfile.open(fileobj=stream, mode="r|"), hashing
-        return tarfile.open(fileobj=stream, mode="r|*"), hashing
-
     def _scan(self, index: int, want: str | None = None, limit: int = 0) -> bytes | None:
         """Read layer ``index``; without ``want`` record its listing, else return that file's bytes."""
         desc = self.layer_descs[index]
+        digest = desc.get("digest")
         try:
-            tar, hashing = self._open_layer(desc)
+            raw = open(self._blob_path(str(digest or "")), "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
-            raise LayoutError(f"{self.layout}: layer blob {desc.get('digest')} is missing") from None
+            raise LayoutError(f"{self.layout}: layer blob {digest} is missing") from None
         files: list[LayerFile] = []
         whiteouts: set[str] = set()
         found: bytes | None = None
+        name = None
+        hashing = _Hashing(raw)
         try:
-            with tar:
-                for member in tar:
-                    path = image_path(member.name)
+            with raw, DecompressedStream(hashing, str(desc.get("mediaType", "")), self.limits.max_bytes) as stream:
+                reader = TarReader(stream.chunks())
+                for count, entry in enumerate(reader.entries(), 1):
+                    if count > self.limits.max_entries:
+                        raise Refused(f"more than {self.limits.max_entries} entries (unpack.max_entries)")
+                    name = entry.name
+                    path = image_path(entry.name)
                     base = posixpath.basename(path)
-                    if want is None and base.startswith(".wh."):
-                        parent = posixpath.dirname(path)
-                        whiteouts.add(parent + "/" if base == ".wh..wh..opq"
-                                      else posixpath.join(parent, base[4:]))
-                        continue
                     if want is not None:
-                        if path == want and member.isreg():
-                            extracted = tar.extractfile(member)
-                            found = extracted.read(limit) if extracted else None
+                        if path == want and entry.kind is FILE:
+                            found = reader.read(min(limit, entry.size))
                             break
                         continue
-                    files.append(LayerFile(path, member.mode & 0o7777, member.uid, member.gid,
-                                           _KIND.get(member.type, "other"), member.size, index))
+                    if base.startswith(".wh."):
+                        parent = posixpath.dirname(path)
+                        whiteouts.add(parent + "/" if base == ".wh..wh..opq" else posixpath.join(parent, base[4:]))
+                        continue
+                    files.append(LayerFile(path, entry.mode, entry.uid, entry.gid, _KIND[entry.kind],
+                                           entry.size, index))
                 if want is None:
-                    # Drain what tarfile left unread so the digest covers the whole blob.
-                    while hashing.readinto(bytearray(65536)):
-                        pass
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise LayoutError(f"{self.layout}: layer {desc.get('digest')} is not a readable tar: "
-                              f"{exc}") from None
-        finally:
-            hashing.raw.close()
+                    hashing.drain()
+        except (LayerError, Refused, OSError) as exc:
+            after = f" (after entry {name!r})" if name is not None else ""
+            raise LayoutError(f"{self.layout}: layer {digest} is refused{after}: {exc}") from None
         if want is None:
             actual = "sha256:" + hashing.sha.hexdigest()
-            if actual != desc.get("digest"):
-                raise LayoutError(f"{self.layout}: layer {desc.get('digest')} has digest {actual}")
+            if actual != digest:
+                raise LayoutError(f"{self.layout}: layer {digest} has digest {actual}")
             self._files.append(files)
             self._whiteouts.append(whiteouts)
         return found
@@ -174,15 +175,16 @@ def _pick(manifests: list[Mapping[str, Any]], tag: str | None, where: Path) -> M
     return manifests[0]
 
 
-def open_layout(spec: str) -> OciLayoutImage:
-    """``DIR`` or ``DIR:TAG`` -> the image, its layers listed and digest-checked."""
+def open_layout(spec: str, limits: UnpackLimits | None = None) -> OciLayoutImage:
+    """``DIR`` or ``DIR:TAG`` -> the image, its layers listed and digest-checked; ``limits`` bound each
+    layer as unpacking does (default: the ``[unpack]`` defaults)."""
     directory, _, tag = spec.partition(":")
     layout = Path(directory)
     if not (layout / "oci-layout").is_file():
         raise LayoutError(f"{layout} is not an OCI image layout (no oci-layout file)")
     index = _read_json(layout / "index.json")
     desc = _pick(list(index.get("manifests") or []), tag or None, layout)
-    image = OciLayoutImage(layout, "", None, (), {}, [])
+    image = OciLayoutImage(layout, "", None, (), {}, [], limits or UnpackLimits.from_config(UnpackConfig()))
     manifest = _read_json(image._blob_path(str(desc.get("digest"))), str(desc.get("digest")))
     if desc.get("mediaType") in INDEX_TYPES or manifest.get("mediaType") in INDEX_TYPES:
         children = [m for m in manifest.get("manifests") or []

@@ -60,8 +60,23 @@ def test_unpacked_layers_missing_is_an_error_not_a_pass(world: World) -> None:
     assert by_id["IMG-003"].status is Status.ERROR and "not unpacked" in by_id["IMG-003"].message
 
 
+def _tar(members: list[tuple[str, bytes, int]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 def _layout_with(tmp_path: Path, members: list[tuple[str, bytes, int]]) -> Path:
     """A one-layer OCI layout made by hand (uncompressed tar), digests computed honestly."""
+    return _layout_of(tmp_path, _tar(members), "application/vnd.oci.image.layer.v1.tar")
+
+
+def _layout_of(tmp_path: Path, blob: bytes, media_type: str) -> Path:
+    """A one-layer OCI layout around ``blob`` as its layer, every digest (the layer's too) honest."""
     import hashlib
     import json
 
@@ -74,20 +89,13 @@ def _layout_with(tmp_path: Path, members: list[tuple[str, bytes, int]]) -> Path:
         (blobs / digest).write_bytes(data)
         return "sha256:" + digest
 
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data, mode in members:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-    layer = put(buf.getvalue())
+    layer = put(blob)
     config = put(json.dumps({"config": {"User": "1000"}, "rootfs": {"type": "layers",
                                                                      "diff_ids": [layer]}}).encode())
     manifest = put(json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
                                           "digest": config, "size": 1},
-                               "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                                           "digest": layer, "size": len(buf.getvalue())}]}).encode())
+                               "layers": [{"mediaType": media_type, "digest": layer, "size": len(blob)}]}).encode())
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
         {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest, "size": 1,
@@ -117,3 +125,66 @@ def test_layout_tag_must_exist(tmp_path: Path) -> None:
     layout = _layout_with(tmp_path, [("etc/passwd", b"", 0o644)])
     with pytest.raises(LayoutError, match="no image tagged 'other'"):
         open_layout(f"{layout}:other")
+
+
+PASSWD = [("etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644)]
+OCI_TAR, OCI_ZSTD = "application/vnd.oci.image.layer.v1.tar", "application/vnd.oci.image.layer.v1.tar+zstd"
+
+
+def test_zstd_and_gzip_layers_are_listed_and_read(tmp_path: Path) -> None:
+    import gzip
+
+    import zstandard
+
+    for blob, media_type in ((zstandard.ZstdCompressor().compress(_tar(PASSWD)), OCI_ZSTD),
+                             (gzip.compress(_tar(PASSWD)), "application/vnd.oci.image.layer.v1.tar+gzip")):
+        image = open_layout(f"{_layout_of(tmp_path / media_type[-4:], blob, media_type)}:t")
+        (listed,) = image.files()
+        assert (listed.path, listed.mode, listed.kind, listed.size) == ("/etc/passwd", 0o644, "file", 26)
+        assert image.read_file("/etc/passwd") == PASSWD[0][1]
+        assert image.read_file("/etc/passwd", limit=4) == b"root"
+
+
+def test_a_pax_header_declaring_a_huge_size_is_refused_unread(tmp_path: Path) -> None:
+    """tarfile in stream mode reads a PAX header of whatever size it declares into memory; the
+    layer reader bounds headers at 1 MiB and refuses before reading it."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("etc/passwd")
+        info.pax_headers = {"comment": "x"}
+        tar.addfile(info, io.BytesIO(b""))
+    raw = bytearray(buf.getvalue())
+    assert raw[156:157] == b"x"  # the first block is the entry's PAX header
+    raw[124:136] = b"%011o\0" % (2**32 - 1)  # declares 4 GiB
+    raw[148:156] = b" " * 8
+    raw[148:156] = b"%06o\0 " % sum(raw[:512])
+    layout = _layout_of(tmp_path, bytes(raw), OCI_TAR)
+    with pytest.raises(LayoutError, match=r"is refused: PAX header of 4294967295 bytes exceeds the 1048576-byte bound"):
+        open_layout(f"{layout}:t")
+
+
+def test_a_cut_zstd_layer_is_refused(tmp_path: Path) -> None:
+    """Without its last four bytes (the frame checksum) zstandard's stream reader still returns the
+    whole tar; the frame check notices the cut. The layout's digests match the cut blob."""
+    import zstandard
+
+    blob = zstandard.ZstdCompressor(write_checksum=True).compress(_tar(PASSWD))
+    assert zstandard.ZstdDecompressor().stream_reader(io.BytesIO(blob[:-4])).read() == _tar(PASSWD)
+    with pytest.raises(LayoutError, match=r"refused \(after entry .etc/passwd.\): truncated zstd stream: it ends inside"):
+        open_layout(f"{_layout_of(tmp_path, blob[:-4], OCI_ZSTD)}:t")
+
+
+def test_a_layer_must_be_what_its_media_type_says_and_within_limits(tmp_path: Path) -> None:
+    import gzip
+
+    from engine.layers import UnpackLimits
+
+    with pytest.raises(LayoutError, match="is gzip-compressed although its media type"):
+        open_layout(f"{_layout_of(tmp_path / 'a', gzip.compress(_tar(PASSWD)), OCI_TAR)}:t")
+    with pytest.raises(LayoutError, match="unknown layer media type 'application/x-tar'"):
+        open_layout(f"{_layout_of(tmp_path / 'b', _tar(PASSWD), 'application/x-tar')}:t")
+    layout = _layout_with(tmp_path / "c", [(f"f{i}", b"x" * 600, 0o644) for i in range(8)])
+    with pytest.raises(LayoutError, match="decompressed size exceeds the limit of 4096 bytes"):
+        open_layout(f"{layout}:t", UnpackLimits(max_bytes=4096, max_entries=100))
+    with pytest.raises(LayoutError, match="after entry 'f2'.*more than 3 entries"):
+        open_layout(f"{layout}:t", UnpackLimits(max_bytes=1 << 20, max_entries=3))
