@@ -16,7 +16,7 @@ import pytest
 
 from engine.layers import LayerStats, UnpackLimits, apply_layer
 from tests.engine.layers.builders import GZIP
-from tests.engine.layers.tree import snapshot
+from tests.engine.layers.tree import depth, snapshot
 
 LIMITS = UnpackLimits(max_bytes=64 * 1024 * 1024, max_entries=10_000)
 
@@ -39,6 +39,19 @@ class Sandbox:
 
     def assert_untouched(self) -> None:
         assert snapshot(self.root, skip=("dest",)) == self.before
+
+
+MAX_LEFT_DEPTH = 100
+
+
+@pytest.fixture(autouse=True)
+def leaves_no_deep_tree(tmp_path: Path) -> Iterator[None]:
+    """A test may build trees ~1,000 levels deep, but must remove them (``tree.remove_tree``): pytest
+    deletes old temp directories with Python 3.11's recursive rmtree, whose RecursionError then
+    fails a later session after every test passed."""
+    yield
+    found = depth(tmp_path, MAX_LEFT_DEPTH)
+    assert found <= MAX_LEFT_DEPTH, f"the test left a tree over {MAX_LEFT_DEPTH} levels deep in {tmp_path}"
 
 
 @pytest.fixture

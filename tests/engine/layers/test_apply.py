@@ -14,7 +14,7 @@ from tests.engine.layers.builders import (DOCKER_GZIP, GZIP, MTIME, TAR, ZSTD, E
                                           directory, file, hardlink, layer, opaque, symlink,
                                           tar_bytes, whiteout, xattr)
 from tests.engine.layers.conftest import Sandbox, apply
-from tests.engine.layers.tree import snapshot
+from tests.engine.layers.tree import remove_tree, snapshot
 
 # A VFS_CAP_REVISION_2 file capability: cap_net_raw (bit 13) permitted, effective flag set.
 CAP_NET_RAW = bytes.fromhex("0100000200200000000000000000000000000000")
@@ -273,9 +273,12 @@ def test_deep_and_wide_trees_bound_the_open_fds(sandbox: Sandbox) -> None:
                file(f"{deep}/up/d/via-link", b"v"),
                *[file(f"wide/{i:03d}/f", b"w") for i in range(600)], file(f"{deep}/again", b"a")]
     before = len(os.listdir("/proc/self/fd"))
-    apply(layer(entries), sandbox.dest)
-    assert len(os.listdir("/proc/self/fd")) == before
-    assert (sandbox.dest / deep / "bottom").read_bytes() == b"b"
-    assert (sandbox.dest / deep / "again").read_bytes() == b"a"
-    assert (sandbox.dest / "d/d/via-link").read_bytes() == b"v"  # up is the first d
-    assert len(os.listdir(sandbox.dest / "wide")) == 600
+    try:
+        apply(layer(entries), sandbox.dest)
+        assert len(os.listdir("/proc/self/fd")) == before
+        assert (sandbox.dest / deep / "bottom").read_bytes() == b"b"
+        assert (sandbox.dest / deep / "again").read_bytes() == b"a"
+        assert (sandbox.dest / "d/d/via-link").read_bytes() == b"v"  # up is the first d
+        assert len(os.listdir(sandbox.dest / "wide")) == 600
+    finally:
+        remove_tree(sandbox.dest)  # pytest's own cleanup cannot remove 1,200 levels (tree.remove_tree)

@@ -46,3 +46,39 @@ def snapshot(root: Path, *, times: bool = True, skip: tuple[str, ...] = ()) -> d
                 d["link_group"] = first_of_inode.setdefault(st.st_ino, rel)
             out[rel] = d
     return out
+
+
+def depth(root: Path, limit: int) -> int:
+    """How many directory levels lie below ``root``, counting no further than ``limit + 1``
+    (iterative, so a hostile depth cannot exhaust the stack)."""
+    level, current = 0, [str(root)]
+    while current and level <= limit:
+        below = []
+        for directory in current:
+            with os.scandir(directory) as entries:
+                below += [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        if below:
+            level += 1
+        current = below
+    return level
+
+
+def remove_tree(root: Path) -> None:
+    """Delete ``root`` and everything under it, deepest first, without recursion.
+
+    Python 3.11's ``shutil.rmtree`` recurses once per level and raises RecursionError about 1,000
+    levels down, so a deep tree left in pytest's temp area breaks the cleanup of a later session."""
+    stack: list[tuple[str, bool]] = [(str(root), False)]
+    while stack:
+        path, emptied = stack.pop()
+        if emptied:
+            os.rmdir(path)
+            continue
+        stack.append((path, True))
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, False))
+                else:
+                    os.unlink(entry.path)
+
