@@ -42,7 +42,8 @@ class TagAuthority(Protocol):
     """A source of truth for tag -> digest (TUF). Implemented in ``trust/tuf/``.
 
     ``resolve`` raises a StockadeError naming the problem (expired metadata, rollback, wrong root,
-    unknown tag); ``cache_key`` identifies the authority (repository URL and pinned root hash).
+    unknown tag) with a stable ``reason`` code (``trust.tuf.errors``), which the verdict carries;
+    ``cache_key`` identifies the authority (repository URL and pinned root hash).
     """
 
     def cache_key(self) -> str: ...

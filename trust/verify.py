@@ -30,6 +30,7 @@ from trust.keys import PublicKey
 from trust.options import SCOPES
 from trust.requirements import Requirements
 from trust.trustroot import TrustedRoot
+from trust.tuf.errors import TufDigestMismatchError, TufError
 from trust.untrusted import b64decode, file_sha256
 from trust.verdict import VIA_FILE, VIA_LEGACY_TAG, SignatureResult, TargetResult, Verdict
 
@@ -333,12 +334,14 @@ def verify_image(client: RegistryClient, reference: Reference | str, requirement
             verdict.tag_authority = {"digest": evidence.digest, **evidence.details}
             if evidence.digest != resolved:
                 verdict.tag_ok = False
-                verdict.tag_authority["error"] = (f"the tag resolves to {resolved}, but TUF says {evidence.digest}")
+                verdict.tag_authority.update(error=f"the tag resolves to {resolved}, but TUF says {evidence.digest}",
+                                             reason=TufDigestMismatchError.reason)
             if evidence.expires is not None:
                 expires = min(expires, evidence.expires.timestamp())
         except StockadeError as exc:
             verdict.tag_ok = False
-            verdict.tag_authority = {"error": str(exc)}
+            # the stable code (expired, rollback, unknown-tag, …) scripts branch on, as `trust verify` prints it
+            verdict.tag_authority = {"error": str(exc), "reason": getattr(exc, "reason", TufError.reason)}
     if requirements.wants_signatures:
         for target in targets:
             for source, find in (("referrers", _referrer_results), ("legacy tag", _legacy_results)):

@@ -187,10 +187,25 @@ def test_verify_verb_with_tuf(flow: Flow) -> None:
     verdict = json.loads(r.stdout)
     assert verdict["verified"] is True and verdict["digest"] == flow.digest
     assert verdict["tuf"]["target"] == flow.image and verdict["tuf"]["digest"] == flow.digest
-    move_tag(flow)
+    moved = move_tag(flow)
     r = stockade_verify(flow, flow.image)
     assert r.returncode == 1
-    assert json.loads(r.stdout)["tuf"]["error"]
+    assert json.loads(r.stdout)["tuf"] == {
+        **verdict["tuf"], "reason": "digest-mismatch",
+        "error": f"the tag resolves to {moved}, but TUF says {flow.digest}"}
+
+
+def test_verify_verb_tuf_only_human_output(flow: Flow) -> None:
+    """With TUF alone there are no signatures to report: the verdict is the TUF check's, and the
+    manifest is not called "NOT verified" when the tag verified."""
+    r = stockade("verify", flow.image, "--tuf", flow.served.url, "--tuf-root", flow.root, root=flow.store, env=ENV)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"Verified {flow.image}", f"  TUF: tag target {flow.digest}"]
+    unsigned = flow.image.replace(":1.0", ":unsigned")
+    skopeo_push(flow.layout, "busybox", unsigned)
+    r = stockade("verify", unsigned, "--tuf", flow.served.url, "--tuf-root", flow.root, root=flow.store, env=ENV)
+    assert r.returncode == 1
+    assert r.stdout.startswith(f"Verification FAILED for {unsigned}\n  TUF: ") and "NOT verified" not in r.stdout
 
 
 def test_verify_verb_cache_does_not_carry_trust_to_another_tag(flow: Flow) -> None:
@@ -201,7 +216,8 @@ def test_verify_verb_cache_does_not_carry_trust_to_another_tag(flow: Flow) -> No
     skopeo_push(flow.layout, "busybox", unsigned)
     r = stockade_verify(flow, unsigned)
     assert r.returncode == 1, r.stdout
-    assert "is not signed in the TUF repository" in json.loads(r.stdout)["tuf"]["error"]
+    tuf = json.loads(r.stdout)["tuf"]
+    assert "is not signed in the TUF repository" in tuf["error"] and tuf["reason"] == "unknown-tag"
 
 
 def test_rootless_client_keeps_its_tuf_cache_in_xdg_cache_home(flow: Flow) -> None:
