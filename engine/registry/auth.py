@@ -4,7 +4,9 @@ The distribution token flow: a request is refused with ``401`` and a challenge
 ``Bearer realm="…",service="…",scope="…"``; the client asks the realm for a token for that scope
 (anonymously, with basic credentials, or with an OAuth2 refresh token), then repeats the request with
 ``Authorization: Bearer <token>``. Tokens are cached per scope until they expire. Basic challenges
-are answered with the user's credentials. Nothing here does I/O itself: the session passes a
+are answered with the user's credentials. Credentials are looked up per repository (the first
+``repository:NAME:…`` of the scope), because an ``auth.json`` may hold different ones per
+repository or namespace of one registry. Nothing here does I/O itself: the session passes a
 ``fetch`` function, so the logic is the same for the real network and for a hostile test server.
 """
 
@@ -28,6 +30,8 @@ CLIENT_ID = "stockade"
 
 # status, body
 Fetch = Callable[[str, str, dict[str, str], bytes | None], tuple[int, bytes]]
+# repository (None: the registry as a whole) -> credentials
+CredentialsFor = Callable[[str | None], Credentials | None]
 
 _PARAM = re.compile(r'\s*,?\s*([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s"]*)')
 _SCHEME = re.compile(r"\s*,?\s*([A-Za-z][A-Za-z0-9_.-]*)(?=\s|,|$)")
@@ -62,6 +66,15 @@ def parse_challenges(header: str) -> list[Challenge]:
     return out
 
 
+def repository_of(scope: tuple[str, ...]) -> str | None:
+    """The repository a request is for: the first ``repository:NAME:actions`` of its scope."""
+    for item in scope:
+        kind, _, rest = item.partition(":")
+        if kind == "repository" and ":" in rest:
+            return rest.rpartition(":")[0]
+    return None
+
+
 def basic_header(credentials: Credentials) -> str:
     pair = f"{credentials.username}:{credentials.password}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
@@ -70,23 +83,31 @@ def basic_header(credentials: Credentials) -> str:
 class Authenticator:
     """Authorization headers for one registry, per scope (``repository:ns/repo:pull``)."""
 
-    def __init__(self, registry: str, credentials: Callable[[], Credentials | None], fetch: Fetch,
+    def __init__(self, registry: str, credentials: CredentialsFor, fetch: Fetch,
                  *, realm_allowed: Callable[[str], bool]) -> None:
         self.registry = registry
         self.credentials = credentials
         self._fetch = fetch
         self._realm_allowed = realm_allowed  # may credentials go to this realm URL?
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
-        self._basic: str | None = None  # set once the registry asked for basic auth
+        self._basic = False  # set once the registry asked for basic auth
         self._bearer: Challenge | None = None
         self._lock = threading.Lock()
+
+    def _basic_for(self, scope: tuple[str, ...]) -> str | None:
+        creds = self.credentials(repository_of(scope))
+        if creds is None or not creds.username or not creds.password:
+            return None
+        return basic_header(creds)
 
     def header(self, scope: tuple[str, ...]) -> str | None:
         """A header to send up front for ``scope``, if one is known or can be had without a 401
         round trip (a bearer challenge seen before means a token for a new scope can be fetched)."""
         with self._lock:
-            if self._basic:
-                return self._basic
+            basic = self._basic
+        if basic:
+            return self._basic_for(scope)
+        with self._lock:
             cached = self._tokens.get(scope)
             if cached and cached[1] > time.monotonic():
                 return cached[0]
@@ -102,10 +123,8 @@ class Authenticator:
                     self._bearer = challenge
                 return
             if challenge.scheme == "basic":
-                creds = self.credentials()
-                if creds is not None and creds.username and creds.password:
-                    with self._lock:
-                        self._basic = basic_header(creds)
+                with self._lock:
+                    self._basic = True
                 return
 
     def answer(self, www_authenticate: str | None, scope: tuple[str, ...]) -> str:
@@ -118,14 +137,13 @@ class Authenticator:
                 self._bearer = challenge
             return self._token(challenge, scope)
         if "basic" in by_scheme:
-            creds = self.credentials()
+            creds = self.credentials(repository_of(scope))
             if creds is None or not creds.username or creds.identity_token and not creds.password:
                 raise AuthError(f"{self.registry} requires authentication "
                                 f"(run: stockade login {self.registry})")
-            header = basic_header(creds)
             with self._lock:
-                self._basic = header
-            return header
+                self._basic = True
+            return basic_header(creds)
         raise AuthError(f"{self.registry} refused access without a usable authentication challenge "
                         f"({www_authenticate or 'no WWW-Authenticate header'})")
 
@@ -142,7 +160,7 @@ class Authenticator:
         query: list[tuple[str, str]] = []
         if challenge.params.get("service"):
             query.append(("service", challenge.params["service"]))
-        creds = self.credentials()
+        creds = self.credentials(repository_of(scope))
         headers: dict[str, str] = {"Accept": "application/json"}
         if creds and creds.identity_token:
             form = urlencode([("grant_type", "refresh_token"), ("refresh_token", creds.identity_token),

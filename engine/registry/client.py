@@ -27,6 +27,7 @@ from engine.registry.digest import DigestVerifier, compute
 from engine.registry.errors import RegistryError, VerificationError
 from engine.registry.manifest import Descriptor, ImageIndex, ImageManifest, parse_manifest
 from engine.registry.platform import Platform, select_manifest
+from engine.registry.proxy import ProxyConfig
 from engine.registry.session import Session, drain, read_bounded
 from engine.registry.streams import CHUNK, ObservedReader, SliceReader
 from engine.registry.tls import SYSTEM_CERTS_DIRS, HostSecurity, host_security
@@ -174,9 +175,10 @@ class RegistryClient:
         self.cert_dir = cert_dir
         self.credential_store = CredentialStore(auth_file or default_auth_file(paths.config_dir))
         self._override = credentials
-        self.transport = transport or HTTPTransport()
+        self.transport = transport or HTTPTransport(ProxyConfig.from_environment())
         self._sessions: dict[str, Session] = {}
         self._security: dict[str, HostSecurity] = {}
+        self._credentials: dict[tuple[str, str | None], Credentials | None] = {}
         self._lock = threading.Lock()
 
     # --- hosts ----------------------------------------------------------------------------------
@@ -194,10 +196,24 @@ class RegistryClient:
             session = self._sessions.get(registry)
             if session is None:
                 session = Session(registry, transport=self.transport, security=self.security,
-                                  credentials=lambda: self._override or self.credential_store.get(registry),
+                                  credentials=lambda repo: self.credentials(registry, repo),
                                   timeout=self.timeout, retries=self.retries)
                 self._sessions[registry] = session
         return session
+
+    def credentials(self, registry: str, repository: str | None = None) -> Credentials | None:
+        """The credentials for ``repository`` on ``registry`` (``--creds``, else the files), looked
+        up once per command: a credential helper is a process, not something to run per request."""
+        if self._override is not None:
+            return self._override
+        key = (registry, repository)
+        with self._lock:
+            if key in self._credentials:
+                return self._credentials[key]
+        found = self.credential_store.get(registry, repository)
+        with self._lock:
+            self._credentials[key] = found
+        return found
 
     def check_login(self, registry: str) -> None:
         """Prove the credentials work (``stockade login``): an authenticated ``GET /v2/``."""

@@ -1,7 +1,10 @@
 """Registry credentials: Stockade's own file (``stockade login``) and Docker's ``config.json``.
 
 Stockade's file has Docker's shape (``{"auths": {"host": {"auth": base64("user:pass")}}}``) so tools
-that read podman's ``auth.json`` read it too. It lives at ``--authfile``, else ``$REGISTRY_AUTH_FILE``
+that read podman's ``auth.json`` read it too. As containers-auth.json(5) allows, a key may also name a
+namespace or a repository (``registry/namespace`` or ``registry/namespace/repo``): the longest key
+that is the image's repository or a parent of it wins, then the registry's own entry. A key written
+as a URL (``https://host/v1/``, Docker's legacy form) names its host only. It lives at ``--authfile``, else ``$REGISTRY_AUTH_FILE``
 (podman's variable), else ``<config dir>/auth.json``; it is written atomically with mode 0600 in a
 0700 directory, because it holds passwords.
 
@@ -46,6 +49,18 @@ def normalize_host(key: str) -> str:
     """``https://index.docker.io/v1/`` -> ``docker.io``; ``http://h:5000/x`` -> ``h:5000``."""
     host = key.split("://", 1)[-1].split("/", 1)[0]
     return DOCKER_HUB if host in _HUB_ALIASES else host
+
+
+def normalize_key(key: str) -> str:
+    """An ``auths`` key as containers-auth.json(5) reads it: a URL names its host only
+    (``https://index.docker.io/v1/`` -> ``docker.io``); anything else is ``host[/namespace…]``
+    (``quay.io/org/app/`` -> ``quay.io/org/app``)."""
+    if "://" in key:
+        return normalize_host(key)
+    host, _, path = key.partition("/")
+    host = normalize_host(host)
+    path = path.strip("/")
+    return f"{host}/{path}" if path else host
 
 
 def docker_config_path() -> Path:
@@ -97,14 +112,24 @@ def _decode_entry(entry: Any, path: Path, key: str) -> Credentials | None:
     return None
 
 
-def _from_auths(doc: dict[str, Any], registry: str, path: Path) -> Credentials | None:
+def _from_auths(doc: dict[str, Any], registry: str, path: Path, repository: str | None = None,
+                ) -> Credentials | None:
+    """The entry for ``registry`` (with ``repository``: the longest key among the repository, its
+    namespaces and the registry; without it, and in Docker's file, the registry's own key only)."""
     auths = doc.get("auths", {})
     if auths is None:
         return None
     if not isinstance(auths, dict):
         raise AuthError(f"credentials file {path}: 'auths' must be an object")
+    wanted = [registry]
+    if repository:
+        parts = repository.split("/")
+        wanted = [f"{registry}/{'/'.join(parts[:n])}" for n in range(len(parts), 0, -1)] + wanted
+    by_key: dict[str, list[tuple[str, Any]]] = {}
     for key, entry in auths.items():
-        if normalize_host(key) == registry:
+        by_key.setdefault(normalize_key(key) if repository else normalize_host(key), []).append((key, entry))
+    for name in wanted:
+        for key, entry in by_key.get(name, []):
             found = _decode_entry(entry, path, key)
             if found:
                 return found
@@ -145,9 +170,11 @@ class CredentialStore:
         self.auth_file = auth_file
         self.docker_config = docker_config or docker_config_path()
 
-    def get(self, registry: str) -> Credentials | None:
+    def get(self, registry: str, repository: str | None = None) -> Credentials | None:
+        """Credentials for ``registry``, or for ``repository`` on it when Stockade's file has an
+        entry for that repository or one of its namespaces (Docker's file is per registry)."""
         registry = normalize_host(registry)
-        found = _from_auths(_read_json(self.auth_file), registry, self.auth_file)
+        found = _from_auths(_read_json(self.auth_file), registry, self.auth_file, repository)
         if found:
             return found
         doc = _read_json(self.docker_config)
@@ -165,10 +192,10 @@ class CredentialStore:
         return None
 
     def save(self, registry: str, credentials: Credentials) -> None:
-        registry = normalize_host(registry)
+        registry = normalize_key(registry)
         doc = _read_json(self.auth_file)
         auths = doc.setdefault("auths", {})
-        for key in [k for k in auths if normalize_host(k) == registry]:
+        for key in [k for k in auths if normalize_key(k) == registry]:
             del auths[key]
         pair = f"{credentials.username}:{credentials.password}".encode()
         auths[registry] = {"auth": base64.b64encode(pair).decode("ascii")}
@@ -176,10 +203,10 @@ class CredentialStore:
 
     def remove(self, registry: str) -> bool:
         """Forget ``registry``; False if Stockade's file had no entry for it."""
-        registry = normalize_host(registry)
+        registry = normalize_key(registry)
         doc = _read_json(self.auth_file)
         auths = doc.get("auths") or {}
-        keys = [k for k in auths if normalize_host(k) == registry]
+        keys = [k for k in auths if normalize_key(k) == registry]
         for key in keys:
             del auths[key]
         if keys:
@@ -187,7 +214,7 @@ class CredentialStore:
         return bool(keys)
 
     def registries(self) -> list[str]:
-        return sorted(normalize_host(k) for k in (_read_json(self.auth_file).get("auths") or {}))
+        return sorted(normalize_key(k) for k in (_read_json(self.auth_file).get("auths") or {}))
 
     def _write(self, doc: dict[str, Any]) -> None:
         self.auth_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import ssl
 import time
 from typing import BinaryIO, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-from engine.registry.auth import Authenticator
-from engine.registry.credentials import Credentials
+from engine.registry.auth import Authenticator, CredentialsFor, repository_of
 from engine.registry.errors import (AuthError, ManifestUnknownError, RegistryError, TLSError,
                                     VerificationError)
 from engine.registry.tls import HostSecurity
@@ -96,7 +96,7 @@ class Session:
     """Requests to one registry (``host[:port]``), authenticated and retried."""
 
     def __init__(self, registry: str, *, transport: Transport, security: Callable[[str], HostSecurity],
-                 credentials: Callable[[], Credentials | None], timeout: float, retries: int) -> None:
+                 credentials: CredentialsFor, timeout: float, retries: int) -> None:
         self.registry = registry
         self.transport = transport
         self._security = security  # host[:port] -> how to reach it (this registry and redirect targets)
@@ -171,6 +171,9 @@ class Session:
         while True:
             try:
                 resp = send()
+            except socket.gaierror as exc:  # a name that does not resolve: retrying will not help
+                raise RegistryError(f"cannot reach {what}: cannot resolve its host name "
+                                    f"({exc.strerror or exc})") from None
             except CONNECTION_ERRORS as exc:
                 if attempt >= self.retries or isinstance(exc, ConnectionRefusedError):
                     reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
@@ -245,7 +248,7 @@ class Session:
             auth = self.auth.answer(challenge, scope)
         if resp.status == 401:
             resp.close()
-            if self.auth.credentials() is None:
+            if self.auth.credentials(repository_of(scope)) is None:
                 raise AuthError(f"{self.registry} requires authentication for {what} "
                                 f"(run: stockade login {self.registry})")
             raise AuthError(f"{self.registry}: authentication failed for {what} (check the "

@@ -4,7 +4,9 @@ python-tuf keeps network access behind ``FetcherInterface``; the registry client
 :class:`Transport`, so authentication, redirects, retries and verification are plain logic that a test
 can drive with a loopback server or a hostile one. :class:`HTTPTransport` is the standard-library
 implementation: ``http.client`` with keep-alive connections pooled per host (thread-safe: each
-request takes a connection out of the pool and returns it only after its body was read to the end).
+request takes a connection out of the pool and returns it only after its body was read to the end),
+through the proxy ``engine.registry.proxy`` chooses for each URL (a ``CONNECT`` tunnel for HTTPS, so
+the registry's certificate is verified end to end; absolute-form requests for plain HTTP).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import ssl
 import threading
 from typing import BinaryIO, Mapping, Protocol
 from urllib.parse import urlsplit
+
+from engine.registry.proxy import Proxy, ProxyConfig, ProxyError
 
 Body = bytes | BinaryIO | None
 SEND_BLOCK = 1024 * 1024  # bytes per send() when streaming an upload
@@ -79,11 +83,15 @@ class _PooledResponse:
 
 
 class HTTPTransport:
-    """``http.client`` connections, kept alive and reused per (scheme, host, TLS context)."""
+    """``http.client`` connections, kept alive and reused per (scheme, host, TLS context, proxy).
 
-    def __init__(self) -> None:
+    ``proxies``: the proxy rules (default: none; the registry client reads them from the
+    environment with :meth:`ProxyConfig.from_environment`)."""
+
+    def __init__(self, proxies: ProxyConfig | None = None) -> None:
         self._idle: dict[tuple[object, ...], list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
+        self.proxies = proxies or ProxyConfig()
 
     def _take(self, key: tuple[object, ...]) -> http.client.HTTPConnection | None:
         with self._lock:
@@ -94,14 +102,39 @@ class HTTPTransport:
         with self._lock:
             self._idle.setdefault(key, []).append(conn)
 
-    def _connect(self, scheme: str, netloc: str, timeout: float,
-                 tls: ssl.SSLContext | None) -> http.client.HTTPConnection:
+    def _connect(self, scheme: str, netloc: str, timeout: float, tls: ssl.SSLContext | None,
+                 proxy: Proxy | None) -> http.client.HTTPConnection:
+        """A connection to ``netloc``, or to ``proxy`` (tunnelled to ``netloc`` for HTTPS)."""
+        address = proxy.netloc if proxy else netloc
         if scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                netloc, timeout=timeout, context=tls or ssl.create_default_context(),
+                address, timeout=timeout, context=tls or ssl.create_default_context(),
                 blocksize=SEND_BLOCK)
         else:
-            conn = http.client.HTTPConnection(netloc, timeout=timeout, blocksize=SEND_BLOCK)
+            conn = http.client.HTTPConnection(address, timeout=timeout, blocksize=SEND_BLOCK)
+        if proxy is None:
+            return conn
+        if scheme == "https":
+            # CONNECT first; TLS to the registry is then negotiated inside the tunnel, with the
+            # registry's own name checked against its certificate (http.client uses the tunnel host).
+            conn.set_tunnel(netloc, headers=proxy.headers())
+        try:
+            conn.connect()
+        except ssl.SSLError:
+            conn.close()
+            raise  # the registry's TLS, through the tunnel: the session reports it
+        except (ConnectionRefusedError, socket.gaierror) as exc:
+            conn.close()
+            raise ProxyError(f"cannot reach proxy {proxy} for {netloc}: "
+                             f"{exc.strerror or exc}") from None
+        except OSError as exc:
+            conn.close()
+            if str(exc).startswith("Tunnel connection failed"):  # http.client's CONNECT refusal
+                detail = str(exc).partition(":")[2].strip()
+                raise ProxyError(f"proxy {proxy} refused to connect to {netloc}: {detail}"
+                                 + (" (check the credentials in the proxy URL)" if detail[:3] == "407"
+                                    else "")) from None
+            raise
         return conn
 
     @staticmethod
@@ -122,11 +155,16 @@ class HTTPTransport:
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        key = (parts.scheme, parts.netloc, id(tls) if tls is not None else None)
+        proxy = self.proxies.for_url(url)
+        if proxy is not None and parts.scheme == "http":
+            # A plain-HTTP request goes to the proxy whole: absolute URL, the proxy's credentials.
+            target = f"http://{parts.netloc}{target}"
+            headers = {**headers, **proxy.headers()}
+        key = (parts.scheme, parts.netloc, id(tls) if tls is not None else None, proxy)
         conn = self._take(key)
         reused = conn is not None
         if conn is None:
-            conn = self._connect(parts.scheme, parts.netloc, timeout, tls)
+            conn = self._connect(parts.scheme, parts.netloc, timeout, tls, proxy)
         conn.timeout = timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
@@ -137,7 +175,7 @@ class HTTPTransport:
             # body can be sent again (a stream cannot; the session retries with a new one).
             if not reused or not (body is None or isinstance(body, bytes)):
                 raise
-            conn = self._connect(parts.scheme, parts.netloc, timeout, tls)
+            conn = self._connect(parts.scheme, parts.netloc, timeout, tls, proxy)
             resp = self._send(conn, method, target, headers, body)
         return _PooledResponse(resp, conn, self, key, url)
 

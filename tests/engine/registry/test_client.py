@@ -156,3 +156,23 @@ def test_tls_needs_the_ca(make_client: Make, tls_registry: Registry, busybox_lay
     insecure = make_client(make_config(insecure=(tls_registry.host,)))
     assert insecure.get_manifest(ref).digest == pushed
     assert insecure.session(tls_registry.host).base == f"https://{tls_registry.host}"  # still TLS
+
+
+def test_credentials_per_repository(make_client: Make, auth_registry: Registry, busybox_layout: Path,
+                                    _auth_file: Path) -> None:
+    """An auth.json entry for a namespace is used for its repositories (basic auth per request),
+    the registry's entry for the others, in one client."""
+    from tests.support.images import skopeo_push
+
+    inside = Reference.parse(f"{auth_registry.host}/team/busybox:latest")
+    outside = Reference.parse(f"{auth_registry.host}/other/busybox:latest")
+    pushed = skopeo_push(busybox_layout, "busybox", str(inside), creds=(USER, PASSWORD))
+    skopeo_push(busybox_layout, "busybox", str(outside), creds=(USER, PASSWORD))
+    store = CredentialStore(_auth_file)
+    store.save(auth_registry.host, Credentials(USER, "wrong"))
+    store.save(f"{auth_registry.host}/team", Credentials(USER, PASSWORD))
+    client = make_client()
+    assert client.get_manifest(inside).digest == pushed
+    with pytest.raises(AuthError, match="authentication failed"):
+        client.get_manifest(outside)
+    assert client.get_manifest(inside).digest == pushed  # the failure cached nothing wrong

@@ -96,3 +96,31 @@ def test_damaged_files_name_the_file(tmp_path: Path, content: str, message: str)
     with pytest.raises(AuthError) as info:
         CredentialStore(auth, tmp_path / "none.json").get("h")
     assert str(auth) in str(info.value) and message in str(info.value)
+
+
+def test_repository_keys_longest_match_wins(tmp_path: Path) -> None:
+    """containers-auth.json(5): a key may name a namespace or a repository; the most specific key
+    that is the repository or one of its parents wins, then the registry's own entry."""
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps({"auths": {
+        "reg.example:5000": {"auth": b64("host:pw")},
+        "reg.example:5000/team": {"auth": b64("team:pw")},
+        "reg.example:5000/team/app/": {"auth": b64("app:pw")},
+        "https://reg.example:5000/team/legacy": {"auth": b64("legacy:pw")},  # a URL: its host only
+        "index.docker.io/library": {"auth": b64("hub-library:pw")}}}))
+    store = CredentialStore(auth, tmp_path / "none.json")
+    user = lambda registry, repo=None: (store.get(registry, repo) or Credentials("-", "")).username  # noqa: E731
+    assert user("reg.example:5000", "team/app") == "app"
+    assert user("reg.example:5000", "team/app/nested") == "app"
+    assert user("reg.example:5000", "team/application") == "team"  # whole path components only
+    assert user("reg.example:5000", "team/legacy") == "team"
+    assert user("reg.example:5000", "teams/app") == "host"
+    assert user("reg.example:5000") == "host"
+    assert user("docker.io", "library/busybox") == "hub-library"
+    assert user("docker.io", "someone/busybox") == "-"
+    store.save("reg.example:5000", Credentials("host2", "pw"))  # a registry login keeps the others
+    assert user("reg.example:5000", "team/app") == "app" and user("reg.example:5000", "x/y") == "host2"
+    assert store.registries() == ["docker.io/library", "reg.example:5000", "reg.example:5000/team",
+                                  "reg.example:5000/team/app"]
+    assert store.remove("reg.example:5000/team/app")
+    assert user("reg.example:5000", "team/app") == "team"

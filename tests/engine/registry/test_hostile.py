@@ -25,6 +25,7 @@ from engine.registry.credentials import Credentials
 from engine.registry.errors import (AuthError, RegistryError, TLSError, UnsupportedMediaTypeError,
                                     VerificationError)
 from engine.registry.manifest import Descriptor
+from engine.registry.proxy import Proxy
 from engine.registry.transport import HTTPTransport, SEND_BLOCK
 from tests.engine.registry.fixtures import make_config
 from tests.engine.registry.hostile import Hostile, digest_of, reply, start_hostile
@@ -38,9 +39,9 @@ BLOB = b"layer bytes " * 1000
 class Remap(HTTPTransport):
     """Connect every host name to 127.0.0.1 (same port): lets a test use non-loopback names."""
 
-    def _connect(self, scheme: str, netloc: str, timeout: float,
-                 tls: ssl.SSLContext | None) -> http.client.HTTPConnection:
-        return super()._connect(scheme, "127.0.0.1:" + netloc.rsplit(":", 1)[1], timeout, tls)
+    def _connect(self, scheme: str, netloc: str, timeout: float, tls: ssl.SSLContext | None,
+                 proxy: Proxy | None) -> http.client.HTTPConnection:
+        return super()._connect(scheme, "127.0.0.1:" + netloc.rsplit(":", 1)[1], timeout, tls, proxy)
 
 
 def ref_on(server: Hostile, name: str = "evil/app:latest", host: str | None = None) -> Reference:
