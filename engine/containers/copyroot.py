@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 _OPAQUE = (b"trusted.overlay.opaque", b"user.overlay.opaque")
@@ -104,3 +105,21 @@ def copy_layers(layers: list[Path], dest: Path, *, shift: tuple[int, int] = (0, 
     for layer in layers:
         _merge(str(layer), str(dest), shift)
     os.chown(dest, shift[0], shift[1])
+
+
+def main(argv: list[str]) -> int:
+    """``python -m engine.containers.copyroot DEST LAYER…``: the copy in a process of its own, for a
+    rootless store, whose layers are copied as root of the user's namespace (owners kept)."""
+    if len(argv) < 2:
+        print("usage: python -m engine.containers.copyroot DEST LAYER...", file=sys.stderr)
+        return 2
+    try:
+        copy_layers([Path(p) for p in argv[1:]], Path(argv[0]))
+    except OSError as exc:
+        print(f"stockade: error: copying the image's layers: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

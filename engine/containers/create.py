@@ -259,7 +259,17 @@ def create(paths: Paths, opts: CreateOptions, *, cgroup_parent: str = "stockade"
 
 def remove_files(store: ContainerStore, cid: str) -> None:
     """Delete a container's directories (its upper layer may hold files only root can delete)."""
-    for d in (store.dir(cid), store.rundir(cid)):
+    dirs = [d for d in (store.dir(cid), store.rundir(cid)) if d.exists()]
+    if store.paths.rootless and dirs:
+        # Files the container made as its users (or a copy driver's root) belong to the user's
+        # subordinate ids: delete them as root of the user's namespace, as podman unshare does.
+        from engine.store.rootless import UserNamespace
+
+        try:
+            UserNamespace.for_user(store.paths).remove(dirs)
+        except idmap.IDMapError:
+            pass  # no subordinate ids: everything is the user's own, removed below
+    for d in dirs:
         if d.exists():
             _make_removable(d)
             shutil.rmtree(d, ignore_errors=True)
@@ -296,10 +306,17 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
     if opts.rootfs:
         root.path = os.path.abspath(opts.rootfs)
     elif opts.storage_driver == "copy" or shift != (0, 0) or not overlay_available():
-        from engine.containers.copyroot import copy_layers
-
         root.path = str(cdir / "rootfs")
-        copy_layers([Path(p) for p in opts.layers], Path(root.path), shift=shift)
+        if paths.rootless:
+            # A rootless store's layers hold files of the user's subordinate ids: copy them (owners
+            # kept) as root of the namespace the container will run in.
+            from engine.store.rootless import UserNamespace
+
+            UserNamespace(uid_maps, gid_maps).copy_layers([Path(p) for p in opts.layers], Path(root.path))
+        else:
+            from engine.containers.copyroot import copy_layers
+
+            copy_layers([Path(p) for p in opts.layers], Path(root.path), shift=shift)
     else:
         (cdir / "upper").mkdir(mode=0o755)
         (cdir / "work").mkdir(mode=0o700)

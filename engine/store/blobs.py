@@ -93,8 +93,18 @@ class BlobStore:
         try:
             return open(self.path(digest), "rb")
         except FileNotFoundError:
-            raise StoreError(f"blob {digest} is missing from the store at {self.layout.root} "
-                             "(pull the image again)") from None
+            raise self._missing(digest) from None
+
+    def existing(self, digest: str) -> Path:
+        """The path of a blob that must be in the store (StoreError if it is not)."""
+        path = self.path(digest)
+        if not path.is_file():
+            raise self._missing(digest)
+        return path
+
+    def _missing(self, digest: str) -> StoreError:
+        return StoreError(f"blob {digest} is missing from the store at {self.layout.root} "
+                          "(pull the image again)")
 
     def read(self, digest: str, limit: int) -> bytes:
         """A small blob (manifest, config), re-verified: the store's own files are checked too."""

@@ -4,6 +4,10 @@ A layer is applied by :func:`engine.layers.apply_layer` (mode "diff") into a tem
 beside its final place; its diff_id is compared with the image config's before the directory is
 renamed to ``layers/sha256/<chain id hex>``. The rename is the commit: a directory at the final name
 is always complete and verified. A per-chain lock makes concurrent pulls unpack each layer once.
+
+A rootless store unpacks and deletes layer trees as root of the user's user namespace
+(:mod:`engine.store.rootless`), so files keep the image's owners shifted into the user's subordinate
+range; such a layer is unpacked from its stored blob rather than streamed (:attr:`LayerStore.streams`).
 """
 
 from __future__ import annotations
@@ -13,17 +17,19 @@ import os
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator, Sequence
 
 from engine.atomicfile import fsync_dir
-from engine.config import UnpackConfig
+from engine.config import Paths, UnpackConfig
 from engine.registry.errors import VerificationError
 from engine.store.layout import StoreLayout, remove_tree
 from engine.store.locks import locked
 
 if TYPE_CHECKING:
     from engine.layers.model import LayerStats
+    from engine.store.rootless import UserNamespace
 
 METADATA = "layer.json"
 DIFF = "diff"
@@ -38,16 +44,35 @@ class LayerStage:
     tmp: Path
     limits: UnpackConfig
     rootless: bool
+    namespace: "UserNamespace | None" = None  # rootless with subordinate ids: unpack in there
+    without_namespace: str = ""  # rootless without them: the warning that says why
     stats: "LayerStats | None" = None
 
     def apply(self, stream: BinaryIO, media_type: str) -> "LayerStats":
+        """Unpack a stream in this process (root, or a rootless user without subordinate ids)."""
         # The unpacker and its decompressors load only here, not for a store that is only read.
         from engine.layers import UnpackLimits, apply_layer
 
+        if self.rootless:
+            from engine.store.rootless import warn_once
+
+            warn_once(self.without_namespace)
         (self.tmp / DIFF).mkdir(mode=0o755)
         self.stats = apply_layer(stream, self.tmp / DIFF, media_type=media_type,
                                  limits=UnpackLimits.from_config(self.limits), rootless=self.rootless,
                                  mode="diff")
+        return self.stats
+
+    def apply_file(self, blob: Path, media_type: str) -> "LayerStats":
+        """Unpack a stored blob: in the user's namespace when there is one, else in this process."""
+        if self.namespace is None:
+            with open(blob, "rb") as stream:
+                return self.apply(stream, media_type)
+        from engine.layers import UnpackLimits
+
+        (self.tmp / DIFF).mkdir(mode=0o755)
+        self.stats = self.namespace.unpack(blob, self.tmp / DIFF, media_type=media_type,
+                                           limits=UnpackLimits.from_config(self.limits))
         return self.stats
 
     def commit(self, diff_id: str, parent: str | None, blob: str) -> None:
@@ -69,10 +94,42 @@ class LayerStage:
 
 
 class LayerStore:
-    def __init__(self, layout: StoreLayout, limits: UnpackConfig, *, rootless: bool) -> None:
+    def __init__(self, layout: StoreLayout, limits: UnpackConfig, paths: Paths) -> None:
         self.layout = layout
         self.limits = limits
-        self.rootless = rootless
+        self.paths = paths
+        self.rootless = paths.rootless
+
+    @cached_property
+    def _namespace(self) -> "tuple[UserNamespace | None, str]":
+        """The user namespace layer trees are made and deleted in (None for root, or for a rootless
+        user without subordinate ids: then the reason)."""
+        if not self.rootless:
+            return None, ""
+        from engine.runtime.idmap import IDMapError
+        from engine.store.rootless import UserNamespace
+
+        try:
+            return UserNamespace.for_user(self.paths), ""
+        except IDMapError as exc:
+            reason = exc.args[0]
+            return None, f"{reason}: layers are unpacked as your own user, so every file in a " \
+                         f"rootless container is owned by root" + (f" ({exc.hint})" if exc.hint else "")
+
+    @property
+    def streams(self) -> bool:
+        """Whether a layer can be unpacked while its blob downloads (in this process)."""
+        return self._namespace[0] is None
+
+    def remove_trees(self, trees: Sequence[Path]) -> None:
+        """Delete layer trees (in the user's namespace for a rootless store: they hold files of its
+        subordinate ids, which the user itself cannot delete)."""
+        namespace = self._namespace[0]
+        if namespace is not None:
+            namespace.remove(trees)
+            return
+        for tree in trees:
+            remove_tree(tree)
 
     def path(self, chain_id: str) -> Path:
         """The directory to use as an overlay lowerdir for this layer."""
@@ -95,16 +152,16 @@ class LayerStore:
             if final.is_dir():
                 yield None
                 return
-            for stale in final.parent.glob(f".{final.name}.tmp-*"):
-                remove_tree(stale)
+            self.remove_trees(list(final.parent.glob(f".{final.name}.tmp-*")))
             tmp = final.with_name(f".{final.name}.tmp-{secrets.token_hex(6)}")
             tmp.mkdir(mode=0o711)
-            stage = LayerStage(chain_id, final, tmp, self.limits, self.rootless)
+            namespace, why = self._namespace
+            stage = LayerStage(chain_id, final, tmp, self.limits, self.rootless, namespace, why)
             try:
                 yield stage
             finally:
                 if tmp.exists():
-                    remove_tree(tmp)
+                    self.remove_trees([tmp])
 
     def chain_ids(self) -> Iterator[str]:
         root = self.layout.layers / "sha256"
@@ -119,4 +176,4 @@ class LayerStore:
                 # Rename first so a half-deleted tree is never mistaken for a complete layer.
                 doomed = final.with_name(f".{final.name}.tmp-{secrets.token_hex(6)}")
                 os.rename(final, doomed)
-                remove_tree(doomed)
+                self.remove_trees([doomed])

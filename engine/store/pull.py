@@ -95,19 +95,27 @@ class _Puller:
                 self._emit(desc, "exists", desc.size)
                 return
             with self.client.open_blob(self.ref, desc, progress=self._counter(desc)) as reader:
-                with store.layers.stage(chain) as stage:
-                    if stage is None:
-                        writer.copy_from(reader)
-                        writer.commit()
-                    else:
-                        # One pass: the reader hashes, the observer writes the blob file, the
-                        # unpacker gets the bytes.
-                        tee = ObservedReader(reader, writer.write)  # type: ignore[arg-type]
-                        stream = io.BufferedReader(tee, CHUNK)
-                        stage.apply(stream, desc.media_type)
-                        drain(stream)  # raises here if the blob's digest or size is wrong
-                        stage.commit(diff_id, parent, desc.digest)  # raises if the diff_id is
-                        writer.commit()
+                if not store.layers.streams:
+                    writer.copy_from(reader)  # unpacked below, from the verified blob
+                    writer.commit()
+                else:
+                    with store.layers.stage(chain) as stage:
+                        if stage is None:
+                            writer.copy_from(reader)
+                            writer.commit()
+                        else:
+                            # One pass: the reader hashes, the observer writes the blob file, the
+                            # unpacker gets the bytes.
+                            tee = ObservedReader(reader, writer.write)  # type: ignore[arg-type]
+                            stream = io.BufferedReader(tee, CHUNK)
+                            stage.apply(stream, desc.media_type)
+                            drain(stream)  # raises here if the blob's digest or size is wrong
+                            stage.commit(diff_id, parent, desc.digest)  # raises if the diff_id is
+                            writer.commit()
+        if not store.layers.streams:
+            # A rootless store unpacks in the user's namespace, in a helper process that reads
+            # the blob file (the layer still becomes visible only once its diff_id checks out).
+            store.ensure_layer(desc, diff_id, chain, parent)
         self._emit(desc, "done", desc.size)
 
     def layers(self, layers: tuple[Descriptor, ...], diffs: list[str]) -> None:

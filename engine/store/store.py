@@ -28,7 +28,7 @@ from engine.store.blobs import BlobStore
 from engine.store.imageconfig import chain_ids, diff_ids, parse_config, platform_of
 from engine.store.index import Image, ImageIndex
 from engine.store.layers import LayerStore
-from engine.store.layout import ImageInUseError, StoreError, StoreLayout, remove_tree
+from engine.store.layout import ImageInUseError, StoreError, StoreLayout
 from engine.store.locks import Busy, locked, remove_lock_file
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class Store:
         self.layout = StoreLayout(paths.root)
         self.blobs = BlobStore(self.layout)
         self.index = ImageIndex(self.layout)
-        self.layers = LayerStore(self.layout, config.unpack, rootless=paths.rootless)
+        self.layers = LayerStore(self.layout, config.unpack, paths)
         self.max_document = config.unpack.max_manifest_size
 
     @contextmanager
@@ -165,8 +165,7 @@ class Store:
         """Unpack layer ``chain`` from its (already stored, verified) blob unless it exists."""
         with self.layers.stage(chain) as stage:
             if stage is not None:
-                with self.blobs.open(desc.digest) as blob:
-                    stage.apply(blob, desc.media_type)
+                stage.apply_file(self.blobs.existing(desc.digest), desc.media_type)
                 stage.commit(diff_id, parent, desc.digest)
 
     def history(self, image: Image) -> list[dict[str, Any]]:
@@ -360,6 +359,5 @@ class Store:
         # Leftovers of writers killed mid-way: no writer runs while we hold the lock exclusively.
         for tmp in list(self.blobs.temporaries()):
             tmp.unlink(missing_ok=True)
-        for tmp in (self.layout.layers / "sha256").glob(".*"):
-            remove_tree(tmp)
+        self.layers.remove_trees(list((self.layout.layers / "sha256").glob(".*")))
         return GCResult(blobs, layers, freed)
