@@ -322,7 +322,7 @@ def admit(ctx: Context, req: RunRequest, resolved: Resolved) -> Admitted:
     cache = gatecache.AdmissionCache.for_paths(ctx.paths.cache)
     key = gatecache.material(ctx, policy_name(ctx, req), requested)
     hit = cache.get(key) if key is not None else None
-    if hit is not None:
+    if hit is not None and isinstance(hit.get("container"), dict) and isinstance(hit.get("warnings"), list):
         admitted_req, hardening = effective(req, hit["container"], ctx)
         return _announce(Admitted(admitted_req, hardening, hit["policy"], list(hit["warnings"]), cached=True))
     judgement = judge(ctx, req, subject, requested)

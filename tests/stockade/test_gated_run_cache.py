@@ -78,3 +78,28 @@ def test_a_changed_policy_file_is_decided_afresh(engine: Engine, gated: Gated, t
     assert engine.ok("run", "--rm", "--policy", policy, image, "id", "-u") == "65534\n"
     proc = engine("run", "--rm", "--policy", policy, "-u", "1000", image, "id", "-u")
     assert proc.returncode == 122 and "[runtime.minimumUid]" in proc.stderr, proc.stderr
+
+
+def test_a_replaced_key_file_revokes_cached_admissions(engine: Engine, gated: Gated, tmp_path: Path) -> None:
+    """The policy names its key by path: putting another key in that file (a rotation, or a revocation)
+    must refuse an image admitted a moment ago, although the policy file itself did not change."""
+    key = tmp_path / "release.pub"
+    shutil.copy(gated.key("trusted"), key)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(gated.policy.read_text().replace(str(gated.key("trusted")), str(key)))
+    image = gated.images["signed"]
+    assert engine.ok("run", "--rm", "--policy", policy, image, "true") == ""
+    shutil.copy(gated.key("other"), key)
+    proc = engine("run", "--rm", "--policy", policy, image, "true")
+    assert proc.returncode == 122 and "[signatures]" in proc.stderr, proc.stderr
+
+
+def test_an_unreadable_cache_entry_is_decided_afresh(engine: Engine, gated: Gated) -> None:
+    image = gated.images["signed"]
+    assert engine.ok("run", "--rm", "--policy", gated.policy, image, "id", "-u") == "1000\n"
+    entries = list((engine.root / "cache" / "admission").iterdir())
+    for entry, garbage in zip(entries, [b"{not json", b'{"format": 1, "result": []}']):
+        entry.write_bytes(garbage)
+    assert engine.ok("run", "--rm", "--policy", gated.policy, image, "id", "-u") == "1000\n"
+    proc = engine("run", "--rm", "--policy", gated.policy, "-u", "0", image, "id", "-u")
+    assert proc.returncode == 122
