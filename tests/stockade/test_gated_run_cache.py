@@ -97,9 +97,9 @@ def test_a_replaced_key_file_revokes_cached_admissions(engine: Engine, gated: Ga
 def test_an_unreadable_cache_entry_is_decided_afresh(engine: Engine, gated: Gated) -> None:
     image = gated.images["signed"]
     assert engine.ok("run", "--rm", "--policy", gated.policy, image, "id", "-u") == "1000\n"
-    entries = list((engine.root / "cache" / "admission").iterdir())
-    for entry, garbage in zip(entries, [b"{not json", b'{"format": 1, "result": []}']):
+    (entry,) = (engine.root / "cache" / "admission").iterdir()
+    for garbage in (b"{not json", b'{"format": 1, "result": []}', entry.read_bytes().replace(b'"container"', b'"x"')):
         entry.write_bytes(garbage)
-    assert engine.ok("run", "--rm", "--policy", gated.policy, image, "id", "-u") == "1000\n"
+        assert engine.ok("run", "--rm", "--policy", gated.policy, image, "id", "-u") == "1000\n"
     proc = engine("run", "--rm", "--policy", gated.policy, "-u", "0", image, "id", "-u")
     assert proc.returncode == 122
