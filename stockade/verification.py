@@ -92,8 +92,10 @@ def tuf_fact(verdict: Verdict) -> dict[str, Any] | None:
     if evidence is None:
         return None
     error = evidence.get("error")
+    # The stable reason code (expired, rollback, digest-mismatch, unknown-tag, …) lets a CEL rule
+    # or a report tell a stale repository from a moved tag without parsing the message.
     return {"verified": verdict.tag_ok and error is None, "url": evidence.get("url"),
-            "digest": evidence.get("digest"), "error": error}
+            "digest": evidence.get("digest"), "error": error, "reason": evidence.get("reason")}
 
 
 @dataclass

@@ -133,11 +133,14 @@ def _view(args: argparse.Namespace, paths: Paths, config: Config | None,
     images = None
     if args.image:
         if args.image.startswith("oci:"):
+            from engine.layers import UnpackLimits
             from hardening.audit.oci_layout import open_layout
             from hardening.audit.targets import StaticImages
 
+            # The same bounds the store applies to layers ([unpack] in the configuration).
+            limits = UnpackLimits.from_config(config.unpack) if config is not None else None
             try:
-                images = StaticImages([open_layout(args.image[4:])])
+                images = StaticImages([open_layout(args.image[4:], limits)])
             except StockadeError as exc:
                 raise UsageError(f"--image {args.image}: {exc}") from None
         else:

@@ -163,9 +163,11 @@ def test_a_verdict_becomes_the_input_documents_facts() -> None:
          "source": "referrers-tag"}]
     verdict = _verdict()
     verdict.tag_authority = {"digest": DIGEST, "url": "https://tuf.example"}
-    assert tuf_fact(verdict) == {"verified": True, "url": "https://tuf.example", "digest": DIGEST, "error": None}
-    verdict.tag_authority, verdict.tag_ok = {"error": "expired"}, False
-    assert tuf_fact(verdict) == {"verified": False, "url": None, "digest": None, "error": "expired"}
+    assert tuf_fact(verdict) == {"verified": True, "url": "https://tuf.example", "digest": DIGEST, "error": None,
+                                 "reason": None}
+    verdict.tag_authority, verdict.tag_ok = {"error": "timestamp expired", "reason": "expired"}, False
+    assert tuf_fact(verdict) == {"verified": False, "url": None, "digest": None, "error": "timestamp expired",
+                                 "reason": "expired"}
 
 
 class _Clock:

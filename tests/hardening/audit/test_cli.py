@@ -144,6 +144,17 @@ def test_image_from_an_oci_layout(busybox_layout: Path) -> None:
     assert not [r for r in doc["results"] if r["status"] == "ERROR"]
 
 
+def test_layout_layers_are_bounded_by_the_configured_unpack_limits(busybox_layout: Path,
+                                                                   tmp_path: Path) -> None:
+    """The audit reads an untrusted layout with the user's [unpack] limits, not the defaults."""
+    config = tmp_path / "config.toml"
+    config.write_text('[unpack]\nmax_layer_size = "64k"\n')
+    proc = stockade("--config", config, "audit", "--image", f"oci:{busybox_layout}:busybox")
+    assert proc.returncode == 2
+    assert "stockade: error: --image oci:" in proc.stderr
+    assert "unpack.max_layer_size" in proc.stderr
+
+
 def test_tampered_layout_layer_is_refused(busybox_layout: Path, tmp_path: Path) -> None:
     copy = tmp_path / "oci"
     shutil.copytree(busybox_layout, copy)
