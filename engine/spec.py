@@ -11,7 +11,12 @@ spec has one. Stockade differs where its engine does more than a bundle runtime:
   resolved inside the container against the image's own ``/etc/passwd`` and ``/etc/group``, after
   pivot_root, where a hostile symlink can only point back into the container;
 * ``seccomp_bpf`` is the path of an already compiled filter: compiling and caching belong to
-  ``hardening``, the runtime only loads the program.
+  ``hardening``, the runtime only loads the program;
+* ``namespaces`` are the namespaces the container *creates*; ``namespace_paths`` the ones it *joins*
+  (OCI ``linux.namespaces[].path``: a pod's network namespace, another container's IPC);
+* ``hooks`` holds only the OCI hooks that run inside the container's namespaces (``createContainer``
+  before pivot_root, ``startContainer`` just before exec); the hooks that run in the runtime's own
+  namespaces (``prestart``, ``createRuntime``, ``poststart``, ``poststop``) belong to the caller.
 
 A spec is saved with the container (``config.json`` in its state directory) and read back by
 ``start`` and ``exec``, so a restarted container gets exactly the hardening it was created with.
@@ -59,6 +64,7 @@ class Process:
     init: bool = False  # a minimal init is PID 1 and the command its child
     stop_signal: str = "SIGTERM"
     run_as_non_root: bool = False  # refuse to start if ``user`` resolves to uid 0 (a policy's runAsNonRoot)
+    umask: int = 0o022  # OCI process.user.umask
 
 
 @dataclass
@@ -97,12 +103,31 @@ class Resources:
 
 
 @dataclass
+class Hook:
+    """One OCI hook: a program run with the container's state as JSON on its stdin."""
+
+    path: str
+    args: list[str] = field(default_factory=list)  # argv, including argv[0]; empty: [path]
+    env: list[str] = field(default_factory=list)
+    timeout: int | None = None  # seconds
+
+
+@dataclass
+class Hooks:
+    """The OCI hooks run inside the container's namespaces, by its init (see the module docstring)."""
+
+    create_container: list[Hook] = field(default_factory=list)  # path resolved on the host
+    start_container: list[Hook] = field(default_factory=list)  # path resolved in the container
+
+
+@dataclass
 class Spec:
     process: Process
     root: Root
     hostname: str = ""
     mounts: list[Mount] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=lambda: list(NAMESPACES))
+    namespace_paths: dict[str, str] = field(default_factory=dict)  # type -> namespace file to join
     uid_mappings: list[IDMapping] = field(default_factory=list)
     gid_mappings: list[IDMapping] = field(default_factory=list)
     resources: Resources = field(default_factory=Resources)
@@ -112,6 +137,9 @@ class Spec:
     seccomp_bpf: str = ""  # compiled filter to load last before exec; "" = unconfined
     privileged: bool = False
     etc_files: dict[str, str] = field(default_factory=dict)  # /etc/hosts etc. -> host file to bind
+    devices: dict[str, str] = field(default_factory=dict)  # container path -> host device node to bind
+    sysctl: dict[str, str] = field(default_factory=dict)  # namespaced kernel parameters (net.*, kernel.shm*)
+    hooks: Hooks = field(default_factory=Hooks)
 
     @property
     def user_namespace(self) -> bool:

@@ -5,14 +5,24 @@ the intermediate, puts it in the container's cgroup, writes its user-namespace m
 and waits for the init's pid, a pty master (``-t``) and finally end-of-file on the socket, which means
 the command has been exec'd (an error message instead means it has not; nothing is left running).
 
-**Intermediate** (forked). Unshares the user namespace first (so every other namespace is owned by
-it), waits for its maps, then unshares mount, UTS, IPC, network, cgroup and PID namespaces and forks
-the init, the first process of the new PID namespace. It reports the init's pid and exits; the init
-is re-parented to the builder, which can then wait for it like any child.
+**Intermediate** (forked). Joins the namespaces the spec names by path (``namespace_paths``, a user
+namespace first), unshares the user namespace (so every other new namespace is owned by it), waits for
+its maps, then unshares mount, UTS, IPC, network, cgroup and PID namespaces and forks the init, the
+first process of the new (or joined) PID namespace. It reports the init's pid and exits; the init is
+re-parented to the builder, which can then wait for it like any child.
 
 **Init** (PID 1 of the container). Arms ``PR_SET_PDEATHSIG`` against the builder, builds the root
 filesystem (``rootfs``), sets the hostname and brings up ``lo``, then ``process.finish``: identity,
 stdio, capabilities, no_new_privs and, last, the seccomp filter compiled earlier by the parent; exec.
+
+**Create, then start** (OCI's split, ``LaunchConfig.gate``). The builder returns as soon as the init
+is confined and waiting (``created``) rather than once it has exec'd; the init stops just before the
+filter no_new_privs lets it load last, opens the gate's fifo for writing (which blocks until
+``start`` opens it for reading, runc's ``exec.fifo``), runs the ``startContainer`` hooks, and execs.
+It no longer dies with the builder: the builder is a short-lived ``create`` command, and the init
+re-parents to whoever supervises it (containerd's shim, conmon). Hooks that belong to the runtime's
+namespaces run in the builder through ``before_rootfs``, once every namespace exists and before the
+init touches its mounts; ``createContainer`` hooks run in the init just before pivot_root.
 
 The stages run Python the builder already imported: nothing is loaded from the container's filesystem,
 and no host path stays reachable after pivot_root.
@@ -26,15 +36,22 @@ import select
 import signal
 import socket
 import struct
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
-from engine.runtime import channel, idmap, process, rootfs
+from engine.runtime import channel, hooks, idmap, process, rootfs
 from engine.runtime import syscalls as sc
+from engine.errors import StockadeError
 from engine.runtime.cgroups import Cgroup
 from engine.spec import Spec
 
 NS_FLAGS = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
             "network": sc.CLONE_NEWNET, "cgroup": sc.CLONE_NEWCGROUP, "pid": sc.CLONE_NEWPID}
+# setns order for namespaces joined by path: user first (it then owns our capabilities), pid last.
+JOIN_ORDER = (("user", sc.CLONE_NEWUSER), ("uts", sc.CLONE_NEWUTS), ("ipc", sc.CLONE_NEWIPC),
+              ("network", sc.CLONE_NEWNET), ("cgroup", sc.CLONE_NEWCGROUP), ("mount", sc.CLONE_NEWNS),
+              ("pid", sc.CLONE_NEWPID))
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40
 
@@ -46,6 +63,13 @@ class Started:
 
 
 @dataclass
+class StartGate:
+    """OCI create/start: the init waits on ``fifo`` (made by the caller) before it execs."""
+
+    fifo: str
+
+
+@dataclass
 class LaunchConfig:
     spec: Spec
     mountpoint: str  # empty directory the root is mounted on (only inside the container's namespace)
@@ -54,6 +78,10 @@ class LaunchConfig:
     map_with_helper: bool = False  # rootless: newuidmap/newgidmap write the maps
     seccomp_program: bytes = b""
     winsize_from: int | None = None  # a terminal whose size the pty gets before the command runs
+    gate: StartGate | None = None  # return once created; exec only when ``start`` opens the fifo
+    before_rootfs: Callable[[int], None] | None = None  # builder, with the init's pid (OCI hooks)
+    hook_state: dict[str, Any] = field(default_factory=dict)  # the OCI state the init's hooks read
+    preserve_fds: int = 0  # fds 3 .. 3+N-1 of the builder are passed on to the command
 
 
 def kill_and_reap(*pids: int) -> None:
@@ -80,14 +108,26 @@ def launch(cfg: LaunchConfig, syscalls: sc.Syscalls | None = None) -> Started:
     sys_ = syscalls or sc.default()
     spec = cfg.spec
     process.check_rlimits(spec.process)
-    plan = rootfs.plan(spec, cfg.mountpoint, host_network="network" not in spec.namespaces)
+    plan = rootfs.plan(spec, cfg.mountpoint, host_network="network" not in spec.namespaces
+                       and "network" not in spec.namespace_paths)
+    joined = _open_namespaces(spec.namespace_paths)
+    fifo = -1
     sys_.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     parent_sock, child_sock = channel.pair()
-    pid = os.fork()
+    try:
+        if cfg.gate is not None:
+            fifo = _open_fifo(cfg.gate.fifo)
+        pid = os.fork()
+    except BaseException:
+        _close(*[fd for _, fd, _ in joined], fifo)
+        parent_sock.close()
+        child_sock.close()
+        raise
     if pid == 0:  # pragma: no cover - runs in the child
         parent_sock.close()
-        _intermediate(cfg, plan, child_sock, sys_)
+        _intermediate(cfg, plan, joined, fifo, child_sock, sys_)
     child_sock.close()
+    _close(*[fd for _, fd, _ in joined], fifo)
     init_pid = 0
     try:
         if cfg.cgroup is not None:
@@ -99,14 +139,61 @@ def launch(cfg: LaunchConfig, syscalls: sc.Syscalls | None = None) -> Started:
         init_pid = int(channel.expect(parent_sock, b"pid:", "namespace creation"))
         reap(pid)
         pid = 0
-        parent_sock.send(b"reparented")
-        master = await_exec(parent_sock, terminal=spec.process.terminal, winsize_from=cfg.winsize_from)
+        if cfg.before_rootfs is not None:
+            cfg.before_rootfs(init_pid)
+        parent_sock.send(b"reparented:%d" % init_pid)
+        if cfg.gate is not None:
+            master = await_created(parent_sock, terminal=spec.process.terminal)
+        else:
+            master = await_exec(parent_sock, terminal=spec.process.terminal, winsize_from=cfg.winsize_from)
         return Started(pid=init_pid, pty_master=master)
     except BaseException:
         kill_and_reap(pid, init_pid)
         raise
     finally:
         parent_sock.close()
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _open_fifo(path: str) -> int:
+    try:
+        return os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError as exc:
+        raise channel.LaunchError(f"cannot open the start fifo {path}: {exc.strerror}") from None
+
+
+def _open_namespaces(paths: dict[str, str]) -> list[tuple[str, int, int]]:
+    """(type, fd, CLONE_NEW*) for each namespace to join, in ``JOIN_ORDER``; opened by the builder so a
+    missing file fails before anything is forked."""
+    unknown = sorted(set(paths) - {name for name, _ in JOIN_ORDER})
+    if unknown:
+        raise channel.LaunchError(f"unknown namespace type {unknown[0]!r}")
+    out: list[tuple[str, int, int]] = []
+    for name, flag in JOIN_ORDER:
+        if name not in paths:
+            continue
+        try:
+            out.append((name, os.open(paths[name], os.O_RDONLY | os.O_CLOEXEC), flag))
+        except OSError as exc:
+            _close(*[fd for _, fd, _ in out])
+            raise channel.LaunchError(f"cannot open the {name} namespace {paths[name]}: {exc.strerror}") from None
+    return out
+
+
+def await_created(sock: socket.socket, *, terminal: bool) -> int | None:
+    """The builder's last steps for OCI ``create``: the pty master, then ``created`` (or the error)."""
+    master = channel.receive_fd(sock, b"pty", "terminal set-up") if terminal else None
+    try:
+        channel.expect(sock, b"created", "container set-up")
+    except BaseException:
+        _close(-1 if master is None else master)
+        raise
+    return master
 
 
 def await_exec(sock: socket.socket, *, terminal: bool, winsize_from: int | None) -> int | None:
@@ -121,11 +208,16 @@ def await_exec(sock: socket.socket, *, terminal: bool, winsize_from: int | None)
     return master
 
 
-def _intermediate(cfg: LaunchConfig, plan: rootfs.Plan, sock: socket.socket,
-                  sys_: sc.Syscalls) -> None:  # pragma: no cover - runs in a forked child
+def _intermediate(cfg: LaunchConfig, plan: rootfs.Plan, joined: list[tuple[str, int, int]], fifo: int,
+                  sock: socket.socket, sys_: sc.Syscalls) -> None:  # pragma: no cover - a forked child
     code = 1
     try:
         spec = cfg.spec
+        for name, fd, flag in joined:
+            sys_.setns(fd, flag)
+            os.close(fd)
+            if name == "user":
+                idmap.become_root()
         if spec.user_namespace:
             sys_.unshare(sc.CLONE_NEWUSER)
             sock.send(b"userns")
@@ -139,7 +231,7 @@ def _intermediate(cfg: LaunchConfig, plan: rootfs.Plan, sock: socket.socket,
         sys_.unshare(flags)
         child = os.fork()
         if child == 0:
-            _init(cfg, plan, sock, sys_)
+            _init(cfg, plan, fifo, sock, sys_)
         sock.send(f"pid:{child}".encode())
         code = 0
     except BaseException as exc:  # noqa: BLE001 - every failure is reported to the builder
@@ -162,25 +254,65 @@ def _loopback_up() -> None:
         fcntl.ioctl(s, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", _IFF_UP_LOOPBACK_RUNNING))
 
 
-def _init(cfg: LaunchConfig, plan: rootfs.Plan, sock: socket.socket,
+def _hook_state(cfg: LaunchConfig, pid: int, status: str) -> bytes:
+    return json.dumps({**cfg.hook_state, "pid": pid, "status": status}).encode()
+
+
+def _await_start(cfg: LaunchConfig, fifo: int, host_pid: int, sock: socket.socket,
+                 sys_: sc.Syscalls) -> None:  # pragma: no cover - runs as the container's PID 1
+    """The start gate (see the module docstring): report ``created``, wait for ``start``, run the
+    ``startContainer`` hooks. A failure from here on has no builder to hear it: the init says why on
+    its stderr (the container's) and exits."""
+    sys_.prctl(sc.PR_SET_PDEATHSIG, 0)  # the builder (``create``) exits now; we stay
+    sock.send(b"created")
+    sock.close()
+    try:
+        fd = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)  # blocks until ``start``
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(fifo)
+        hooks.run_all(cfg.spec.hooks.start_container, _hook_state(cfg, host_pid, "created"), "startContainer")
+    except BaseException as exc:  # noqa: BLE001 - nobody else can report it
+        code = exc.exit_code if isinstance(exc, channel.CommandError) else 125
+        message = str(exc) if isinstance(exc, StockadeError) else f"{type(exc).__name__}: {exc}"
+        try:
+            os.write(2, f"stockade-runtime: {message}\n".encode())
+        except OSError:
+            pass
+        os._exit(code)
+
+
+def _init(cfg: LaunchConfig, plan: rootfs.Plan, fifo: int, sock: socket.socket,
           sys_: sc.Syscalls) -> None:  # pragma: no cover - runs as the container's PID 1
     code = 125
     try:
         spec = cfg.spec
-        if sock.recv(channel.MSG_SIZE) != b"reparented":
+        message = sock.recv(channel.MSG_SIZE)
+        if not message.startswith(b"reparented:"):
             os._exit(1)
+        host_pid = int(message[len(b"reparented:"):])
         arm_parent_death(sock, sys_)
         sys_.prctl(sc.PR_SET_DUMPABLE, 0)
         process.reset_signals()
-        rootfs.Executor(sys_).run(plan)
+        create_hooks = spec.hooks.create_container
+        before_pivot = (lambda: hooks.run_all(create_hooks, _hook_state(cfg, host_pid, "creating"),
+                                              "createContainer")) if create_hooks else None
+        rootfs.Executor(sys_, before_pivot=before_pivot).run(plan)
         if spec.hostname:
             sys_.sethostname(spec.hostname)
         if "network" in spec.namespaces:
             _loopback_up()
-        # Credential changes clear the parent-death signal: arm it again after them.
-        code = process.finish(spec.process, hostname=spec.hostname, stdio=cfg.stdio, sock=sock,
-                              sys_=sys_, program=cfg.seccomp_program, console=True,
-                              after_become=lambda: arm_parent_death(sock, sys_))
+        keep = tuple(range(3, 3 + cfg.preserve_fds))
+        if cfg.gate is not None:
+            code = process.finish(spec.process, hostname=spec.hostname, stdio=cfg.stdio, sock=sock,
+                                  sys_=sys_, program=cfg.seccomp_program, console=True,
+                                  start_gate=lambda: _await_start(cfg, fifo, host_pid, sock, sys_),
+                                  keep_fds=(*keep, fifo))
+        else:
+            # Credential changes clear the parent-death signal: arm it again after them.
+            code = process.finish(spec.process, hostname=spec.hostname, stdio=cfg.stdio, sock=sock,
+                                  sys_=sys_, program=cfg.seccomp_program, console=True,
+                                  after_become=lambda: arm_parent_death(sock, sys_), keep_fds=keep)
     except BaseException as exc:  # noqa: BLE001 - every failure is reported to the builder
         channel.report(sock, exc)
     os._exit(code)

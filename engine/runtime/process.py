@@ -8,9 +8,15 @@ running container, which is why ``exec`` gets exactly the container's hardening:
 2. stdio: the given descriptors, or a pty from the container's own devpts whose master is sent to the
    builder (so ``tty`` inside names a real ``/dev/pts/N``);
 3. environment, working directory, rlimits (never above the hard limit: they were checked by the
-   builder), umask 022, every other descriptor closed;
+   builder), the umask (022 unless the spec says otherwise), every other descriptor closed (but the
+   ``keep_fds`` a caller passes on, OCI's ``--preserve-fds``);
 4. capabilities, identity, no_new_privs and, last, the seccomp filter (``become``);
 5. exec, or with ``--init`` fork the command and stay as its init.
+
+An OCI ``create`` stops between 4 and the filter: ``start_gate`` (see ``launcher.StartGate``) runs
+once the process is confined but before the seccomp filter that no_new_privs allows to load last,
+as runc waits on its exec fifo. The command is looked up first, so a missing program fails ``create``
+rather than ``start``.
 
 Every module used here is imported at the top of the file: after pivot_root an ``import`` would find
 no standard library.
@@ -24,6 +30,7 @@ import os
 import resource
 import signal
 import socket
+import stat
 import struct
 import termios
 from dataclasses import dataclass
@@ -115,8 +122,10 @@ def _bind_console(slave: int, sys_: sc.Syscalls) -> None:
     sys_.mount(path, "/dev/console", None, sc.MS_BIND)
 
 
-def become(process: Process, who: identity.Identity, sys_: sc.Syscalls, program: bytes) -> None:
-    """Drop capabilities, change identity, set no_new_privs, and load seccomp: the runc order."""
+def become(process: Process, who: identity.Identity, sys_: sc.Syscalls, program: bytes,
+           before_filter: Callable[[], None] | None = None) -> None:
+    """Drop capabilities, change identity, set no_new_privs, and load seccomp: the runc order.
+    ``before_filter`` runs just before a filter loaded under no_new_privs (OCI's start gate)."""
     masks = caps.CapMasks.from_spec(process.capabilities, caps.current_bounding())
     nnp = process.no_new_privileges
     # Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while we still have it.
@@ -131,19 +140,46 @@ def become(process: Process, who: identity.Identity, sys_: sc.Syscalls, program:
     caps.apply_sets(masks, sys_)
     if nnp:
         sys_.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    if before_filter is not None:
+        before_filter()
     if program and nnp:
         sys_.seccomp_load(program)
 
 
-def exec_command(args: list[str], env: dict[str, str]) -> None:
+def _not_found(name: str) -> channel.CommandError:
+    where = "no such file or directory" if "/" in name else "executable file not found in $PATH"
+    return channel.CommandError(f'exec: "{name}": {where}', 127)
+
+
+def find_command(name: str, env: dict[str, str]) -> str:
+    """The file ``exec`` would run for ``name`` (``$PATH`` searched as execvp does), or CommandError."""
+    if not name:
+        raise _not_found(name)
+    candidates = [name] if "/" in name else [os.path.join(d or ".", name)
+                                             for d in env.get("PATH", DEFAULT_PATH).split(":")]
+    denied = None
+    for path in candidates:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(path, os.X_OK):
+            return path
+        denied = path
+    if denied is not None:
+        raise channel.CommandError(f'exec: "{name}": permission denied', 126)
+    raise _not_found(name)
+
+
+def exec_command(args: list[str], env: dict[str, str], path: str | None = None) -> None:
     try:
+        if path is not None:
+            os.execve(path, args, env)
         os.execvpe(args[0], args, env)
     except OSError as exc:
-        name = args[0]
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            where = "no such file or directory" if "/" in name else "executable file not found in $PATH"
-            raise channel.CommandError(f'exec: "{name}": {where}', 127) from None
-        raise channel.CommandError(f'exec: "{name}": {exc.strerror}', 126) from None
+            raise _not_found(args[0]) from None
+        raise channel.CommandError(f'exec: "{args[0]}": {exc.strerror}', 126) from None
 
 
 def reset_signals() -> None:
@@ -182,7 +218,8 @@ def _enter_cwd(cwd: str) -> None:
 
 
 def finish(process: Process, *, hostname: str, stdio: Stdio, sock: socket.socket, sys_: sc.Syscalls,
-           program: bytes, console: bool, after_become: Callable[[], None] | None = None) -> int:
+           program: bytes, console: bool, after_become: Callable[[], None] | None = None,
+           start_gate: Callable[[], None] | None = None, keep_fds: tuple[int, ...] = ()) -> int:
     """Steps 1-5 above; returns only with ``--init`` (the command's exit code)."""
     os.setsid()
     who = identity.resolve(process.user, process.group_add, identity.read_bounded("/etc/passwd"),
@@ -206,9 +243,15 @@ def finish(process: Process, *, hostname: str, stdio: Stdio, sock: socket.socket
     _enter_cwd(process.cwd or "/")
     for rl in process.rlimits:
         resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
-    os.umask(0o022)
-    close_fds({sock.fileno()})
-    become(process, who, sys_, program)
+    os.umask(process.umask)
+    close_fds({sock.fileno(), *keep_fds})
+    command: list[str] = []  # the resolved program, when the gate made us look it up first
+
+    def gate() -> None:
+        if start_gate is not None:
+            command.append(find_command(process.args[0], env))
+            start_gate()
+    become(process, who, sys_, program, before_filter=gate if start_gate is not None else None)
     if after_become is not None:
         after_become()
     if process.init:
@@ -220,5 +263,5 @@ def finish(process: Process, *, hostname: str, stdio: Stdio, sock: socket.socket
 
         sys_.set_process_title("stockade-init")
         return run_init(start_child, terminal=process.terminal, after_fork=sock.close)
-    exec_command(process.args, env)
+    exec_command(process.args, env, command[0] if command else None)
     return 127  # not reached: exec_command either replaces the process or raises

@@ -12,8 +12,9 @@ device nodes) into a detached mount. Then ``pivot_root`` and detach the old root
 *container side* (after pivot_root): every target path is now resolved inside the container's root,
 so a symlink planted in an image (``/etc/hosts -> /../../host/file``) can only point back into the
 container. A private /dev, devpts, shm, mqueue, the user's mounts (the detached clones attached with
-``move_mount``), then runc's masked and read-only paths, and last the root itself made read-only when
-asked.
+``move_mount``), the spec's namespaced sysctls (while ``/proc/sys`` is still writable), then runc's
+masked and read-only paths, and last the root itself made read-only when asked. A caller that must act
+between the two sides (OCI ``createContainer`` hooks) gives the executor ``before_pivot``.
 
 Device nodes: /dev is a ``nodev`` tmpfs and each standard device is a read-only bind of the host's
 node. Every other mount is ``nodev`` too, so a device node the container makes with CAP_MKNOD (or one
@@ -25,8 +26,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from engine.errors import StockadeError
 from engine.runtime import syscalls as sc
@@ -38,6 +40,7 @@ DEV_SYMLINKS = (("/proc/self/fd", "/dev/fd"), ("/proc/self/fd/0", "/dev/stdin"),
                 ("/proc/self/fd/1", "/dev/stdout"), ("/proc/self/fd/2", "/dev/stderr"),
                 ("pts/ptmx", "/dev/ptmx"))
 _PAGE_LIMIT = 4000  # mount(2) copies at most one page of options
+SYSCTL_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+$")  # dots only between names: no "..", no "/"
 
 _FLAG_OPTIONS = {
     "ro": (sc.MS_RDONLY, False), "rw": (sc.MS_RDONLY, True),
@@ -145,8 +148,15 @@ class RemountRoot(NamedTuple):
     flags: int
 
 
+class Sysctl(NamedTuple):
+    """Write a namespaced kernel parameter (``net.ipv4.ip_forward``) under the container's /proc/sys."""
+
+    key: str
+    value: str
+
+
 Op = (MakeSlave | Overlay | BindRoot | OpenSource | Pivot | MountFs | BindFd | Symlink | Mask | ReadOnly
-      | RemountRoot)
+      | RemountRoot | Sysctl)
 
 
 class Plan:
@@ -186,6 +196,9 @@ def plan(spec: Spec, mountpoint: str, *, host_network: bool) -> Plan:
                              recursive=bool(flags & sc.MS_REC) or "bind" not in m.options))
     for dest, src in sorted(spec.etc_files.items()):
         p.add(OpenSource(f"etc:{dest}", src, recursive=False))
+    if not privileged:
+        for dest, src in sorted(spec.devices.items()):
+            p.add(OpenSource(f"device:{dest}", src, recursive=False))
     # The root is mounted after the clones above, so no clone of a host directory contains it.
     root = spec.root
     if root.layers:
@@ -211,6 +224,8 @@ def plan(spec: Spec, mountpoint: str, *, host_network: bool) -> Plan:
                       "mode=755,size=65536k"))
         for dev in DEVICES:
             p.add(BindFd(f"dev:{dev}", f"/dev/{dev}", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NOEXEC))
+        for dest in sorted(spec.devices):
+            p.add(BindFd(f"device:{dest}", dest, sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NOEXEC))
         for target, link in DEV_SYMLINKS:
             p.add(Symlink(target, link))
         p.add(MountFs("devpts", "/dev/pts", sc.MS_NOSUID | sc.MS_NOEXEC,
@@ -232,6 +247,8 @@ def plan(spec: Spec, mountpoint: str, *, host_network: bool) -> Plan:
                               f"(use bind, volume or tmpfs)")
     for dest in sorted(spec.etc_files):
         p.add(BindFd(f"etc:{dest}", dest, sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC))
+    for key, value in sorted(spec.sysctl.items()):
+        p.add(Sysctl(key, value))
     if not privileged:
         for path in spec.masked_paths:
             p.add(Mask(path))
@@ -284,11 +301,13 @@ class Executor:
     (and a recording ``Syscalls``) to run a plan against a scratch directory without privileges.
     """
 
-    def __init__(self, syscalls: sc.Syscalls, root: str = "/") -> None:
+    def __init__(self, syscalls: sc.Syscalls, root: str = "/",
+                 before_pivot: Callable[[], None] | None = None) -> None:
         self.sc = syscalls
         self.root = root
         self.prefix = root  # where container paths are: under the mount point until the pivot
         self.fds: dict[str, int] = {}
+        self.before_pivot = before_pivot
 
     def _p(self, path: str) -> str:
         return os.path.join(self.prefix, path.lstrip("/"))
@@ -338,6 +357,8 @@ class Executor:
             raise RootfsError(f"cannot open mount source {op.path}: {exc.strerror}") from None
 
     def _do_Pivot(self, op: Pivot) -> None:
+        if self.before_pivot is not None:
+            self.before_pivot()
         os.chdir(op.root)
         self.sc.pivot_root(".", ".")
         # The old root is now stacked on "/": detach it so nothing of the host stays reachable.
@@ -398,6 +419,21 @@ class Executor:
         self.sc.mount(path, path, None, sc.MS_BIND | sc.MS_REC)
         self.sc.mount(None, path, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_REC
                       | _locked_flags(path))
+
+    def _do_Sysctl(self, op: Sysctl) -> None:
+        if not SYSCTL_KEY.match(op.key):
+            raise RootfsError(f"invalid sysctl name {op.key!r}")
+        path = self._p("/proc/sys/" + op.key.replace(".", "/"))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise RootfsError(f"cannot set sysctl {op.key}: {exc.strerror}") from None
+        try:
+            os.write(fd, op.value.encode())
+        except OSError as exc:
+            raise RootfsError(f"cannot set sysctl {op.key}={op.value}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
 
     def _do_RemountRoot(self, op: RemountRoot) -> None:
         self.sc.mount(None, self.root, None, sc.MS_REMOUNT | sc.MS_BIND | op.flags
