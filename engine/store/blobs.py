@@ -62,15 +62,17 @@ class BlobWriter:
         for chunk in iter_chunks(source):
             self.write(chunk)
 
-    def commit(self) -> None:
-        """Verify (unless the source already did), fsync, rename into place."""
+    def commit(self, *, sync_dir: bool = True) -> None:
+        """Verify (unless the source already did), fsync, rename into place. ``sync_dir=False``:
+        the caller fsyncs the blob directory itself, once for many blobs (a pull does)."""
         if self._verifier:
             self._verifier.finish()
         os.fsync(self._file.fileno())
         self._file.close()
         os.chmod(self.tmp, 0o644)
         os.replace(self.tmp, self.final)
-        fsync_dir(self.final.parent)
+        if sync_dir:
+            fsync_dir(self.final.parent)
         self.committed = True
 
     def discard(self) -> None:
@@ -148,7 +150,8 @@ class BlobStore:
             if not writer.committed:
                 writer.discard()
 
-    def write_bytes(self, data: bytes, digest: str | None = None, *, lock_held: bool = False) -> str:
+    def write_bytes(self, data: bytes, digest: str | None = None, *, lock_held: bool = False,
+                    sync_dir: bool = True) -> str:
         """Store ``data`` (checked against ``digest`` when given); return its digest.
         ``lock_held``: the caller already holds this digest's lock (see :meth:`locked`)."""
         digest = digest or compute(data)
@@ -156,8 +159,13 @@ class BlobStore:
               else self.ingest(digest, len(data))) as writer:
             if writer is not None:
                 writer.write(data)
-                writer.commit()
+                writer.commit(sync_dir=sync_dir)
         return digest
+
+    @property
+    def directory(self) -> Path:
+        """Where blobs are renamed into place (to fsync once after many ``sync_dir=False`` commits)."""
+        return self.layout.blobs / "sha256"
 
     def locked(self, digest: str) -> ContextManager[None]:
         """Hold ``digest``'s lock: no one else writes (or deletes) that blob meanwhile."""

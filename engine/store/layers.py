@@ -75,8 +75,14 @@ class LayerStage:
                                            limits=UnpackLimits.from_config(self.limits))
         return self.stats
 
-    def commit(self, diff_id: str, parent: str | None, blob: str) -> None:
-        """Check the diff_id the unpacker computed against the image config's, then rename."""
+    def commit(self, diff_id: str, parent: str | None, blob: str, *, sync_dir: bool = True) -> None:
+        """Check the diff_id the unpacker computed against the image config's, then rename.
+
+        Durability: the rename is made durable (``sync_dir=False``: the caller fsyncs the layers
+        directory once for many layers), the tree's files are not fsynced one by one (the unpacker
+        does not fsync, as containerd's and containers/storage's do not): a layer survives any
+        process crash complete, and a power loss before the kernel writes it back may cut files
+        short, as for those peers. ``layer.json`` is therefore not fsynced on its own either."""
         if self.stats is None:
             raise RuntimeError("commit before apply")
         if self.stats.diff_id != diff_id:
@@ -86,11 +92,9 @@ class LayerStage:
                 "size": self.stats.size, "entries": self.stats.entries}
         with open(self.tmp / METADATA, "x") as f:
             json.dump(meta, f)
-            f.flush()
-            os.fsync(f.fileno())
-        fsync_dir(self.tmp)
         os.rename(self.tmp, self.final)
-        fsync_dir(self.final.parent)
+        if sync_dir:
+            fsync_dir(self.final.parent)
 
 
 class LayerStore:
@@ -130,6 +134,11 @@ class LayerStore:
             return
         for tree in trees:
             remove_tree(tree)
+
+    @property
+    def directory(self) -> Path:
+        """Where layers are renamed into place (to fsync once after many ``sync_dir=False`` commits)."""
+        return self.layout.layers / "sha256"
 
     def path(self, chain_id: str) -> Path:
         """The directory to use as an overlay lowerdir for this layer."""

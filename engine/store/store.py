@@ -161,12 +161,13 @@ class Store:
                     self.ensure_layer(manifest.layers[i], diffs[i], chains[i], chains[i - 1] if i else None)
         return [self.layers.path(chain) for chain in chains]
 
-    def ensure_layer(self, desc: Descriptor, diff_id: str, chain: str, parent: str | None) -> None:
+    def ensure_layer(self, desc: Descriptor, diff_id: str, chain: str, parent: str | None, *,
+                     sync_dir: bool = True) -> None:
         """Unpack layer ``chain`` from its (already stored, verified) blob unless it exists."""
         with self.layers.stage(chain) as stage:
             if stage is not None:
                 stage.apply_file(self.blobs.existing(desc.digest), desc.media_type)
-                stage.commit(diff_id, parent, desc.digest)
+                stage.commit(diff_id, parent, desc.digest, sync_dir=sync_dir)
 
     def history(self, image: Image) -> list[dict[str, Any]]:
         """``docker history``: the config's history, newest first, each non-empty entry with the size
