@@ -129,7 +129,9 @@ class RegistriesConfig:
     certs_dirs: tuple[str, ...] = ()  # extra certs.d roots searched before the defaults
     timeout: float = 30.0  # seconds per network operation
     retries: int = 4  # attempts after a 5xx or a dropped connection
-    max_parallel_downloads: int = 4
+    # containers/image's default (skopeo, podman): a pull's layers run at once, so a small layer of
+    # many files is not left to unpack alone after the large ones.
+    max_parallel_downloads: int = 6
 
 
 @dataclass(frozen=True)
