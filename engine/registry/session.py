@@ -25,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 from engine.registry.auth import Authenticator, CredentialsFor, repository_of
 from engine.registry.errors import (AuthError, ManifestUnknownError, RegistryError, TLSError,
                                     VerificationError)
-from engine.registry.tls import HostSecurity
+from engine.registry.tls import HostSecurity, load_system_cas
 from engine.registry.transport import CONNECTION_ERRORS, Response, Transport
 
 MAX_REDIRECTS = 5
@@ -101,6 +101,7 @@ class Session:
         self.transport = transport
         self._security = security  # host[:port] -> how to reach it (this registry and redirect targets)
         self._contexts: dict[str, ssl.SSLContext] = {}
+        self._cas_deferred: set[str] = set()  # hosts whose context lacks the system CAs so far
         self.timeout = timeout
         self.retries = retries
         self.base: str | None = None
@@ -115,7 +116,10 @@ class Session:
             return None
         host = parts.netloc
         if host not in self._contexts:
-            self._contexts[host] = self._security(host).context()
+            security = self._security(host)
+            self._contexts[host] = security.context()
+            if security.defers_system_cas:
+                self._cas_deferred.add(host)
         return self._contexts[host]
 
     def _raw(self, method: str, url: str, headers: Mapping[str, str], body: BinaryIO | bytes | None,
@@ -125,13 +129,19 @@ class Session:
             full.setdefault("Content-Length", "0")
         elif isinstance(body, bytes):
             full["Content-Length"] = str(len(body))
-        try:
-            return self.transport.request(method, url, headers=full, body=body, timeout=self.timeout,
-                                          tls=self._tls(url))
-        except ssl.SSLCertVerificationError as exc:
-            raise TLSError(f"{urlsplit(url).netloc}: certificate not trusted ({exc.verify_message}); "
-                           f"put its CA in certs.d/{urlsplit(url).netloc}/ca.crt, or use "
-                           "--tls-verify=false") from None
+        host = urlsplit(url).netloc
+        while True:
+            try:
+                return self.transport.request(method, url, headers=full, body=body,
+                                              timeout=self.timeout, tls=self._tls(url))
+            except ssl.SSLCertVerificationError as exc:
+                if host in self._cas_deferred and (body is None or isinstance(body, bytes)):
+                    # The host does speak TLS: trust the system CAs too, and try again once.
+                    self._cas_deferred.discard(host)
+                    load_system_cas(self._contexts[host])
+                    continue
+                raise TLSError(f"{host}: certificate not trusted ({exc.verify_message}); put its CA "
+                               f"in certs.d/{host}/ca.crt, or use --tls-verify=false") from None
 
     def _fetch_token(self, method: str, url: str, headers: dict[str, str],
                      body: bytes | None) -> tuple[int, bytes]:

@@ -22,7 +22,7 @@ from tests.engine.registry.fixtures import Pushed, make_config
 from tests.engine.registry.oci import digest, make_image, push_index, push_parts
 from tests.engine.registry.tokenauth import TokenRegistry
 from tests.engine.layers.builders import file
-from tests.support.registry import PASSWORD, USER, Registry
+from tests.support.registry import PASSWORD, USER, Registry, make_ca_and_server_cert
 
 Make = Callable[..., RegistryClient]
 
@@ -176,3 +176,32 @@ def test_credentials_per_repository(make_client: Make, auth_registry: Registry, 
     with pytest.raises(AuthError, match="authentication failed"):
         client.get_manifest(outside)
     assert client.get_manifest(inside).digest == pushed  # the failure cached nothing wrong
+
+
+def test_system_trust_from_the_hashed_directory_or_the_bundle(make_client: Make, tls_registry: Registry,
+                                                             busybox_layout: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """System CAs come from OpenSSL's hashed directory when there is one (read per issuer, not all
+    at start) and from the bundle file otherwise or when SSL_CERT_FILE names one: either way a CA
+    there is trusted and a CA missing from it is not."""
+    from tests.support.images import skopeo_push
+
+    assert tls_registry.ca_cert is not None
+    ref = Reference.parse(f"{tls_registry.host}/tls/system:latest")
+    pushed = skopeo_push(busybox_layout, "busybox", str(ref), tls_verify=False)
+    hashed, empty = tmp_path / "hashed", tmp_path / "empty-hashed"
+    hashed.mkdir()
+    empty.mkdir()
+    (hashed / "test-ca.pem").write_bytes(tls_registry.ca_cert.read_bytes())
+    subprocess.run(["openssl", "rehash", str(hashed)], check=True, capture_output=True)  # nosec
+    other_ca = make_ca_and_server_cert(tmp_path / "other")[0]
+    (empty / "other-ca.pem").write_bytes(other_ca.read_bytes())
+    subprocess.run(["openssl", "rehash", str(empty)], check=True, capture_output=True)  # nosec
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.setenv("SSL_CERT_DIR", str(hashed))
+    assert make_client().get_manifest(ref).digest == pushed
+    monkeypatch.setenv("SSL_CERT_DIR", str(empty))
+    with pytest.raises(TLSError, match="certificate not trusted"):
+        make_client().get_manifest(ref)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_registry.ca_cert))  # a bundle file wins
+    assert make_client().get_manifest(ref).digest == pushed
