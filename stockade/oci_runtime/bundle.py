@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import StockadeError
-from engine.runtime.capabilities import NAMES, NUMBERS, last_cap
+from engine.runtime.capabilities import NAMES, NUMBERS, current_bounding, last_cap
 from engine.runtime.process import RLIMITS
 from engine.spec import (NAMESPACES, CapabilitySets, Hook, Hooks, IDMapping, Mount, Process, Resources,
                          Rlimit, Root, Spec)
@@ -373,13 +373,20 @@ def _hooks(doc: Any) -> dict[str, list[Hook]]:
     return out
 
 
+def host_capabilities() -> set[str]:
+    """Every capability this host lets root hold: what ``--privileged`` grants (containerd asks for the
+    caller's own set, which here lacks CAP_SYS_RESOURCE)."""
+    bounding = current_bounding()
+    return {name for name in NAMES[:last_cap() + 1] if bounding & (1 << NUMBERS[name])}
+
+
 def _privileged(annotations: dict[str, str], caps: CapabilitySets | None, seccomp: Any, sys_rw: bool) -> bool:
     """podman's annotation, or what ``--privileged`` means in any engine: every capability, no seccomp
     filter and a writable ``/sys``."""
     if annotations.get(PRIVILEGED_ANNOTATION, "").upper() == "TRUE":
         return True
-    every = set(NAMES[:last_cap() + 1])
-    return caps is not None and every <= set(caps.bounding) | set(caps.effective) and not seccomp and sys_rw
+    held = set(caps.bounding) | set(caps.effective) if caps is not None else set()
+    return caps is not None and host_capabilities() <= held and not seccomp and sys_rw
 
 
 # --- the whole bundle -----------------------------------------------------------------------------

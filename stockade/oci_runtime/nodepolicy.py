@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import StockadeError
-from engine.runtime.capabilities import NAMES, last_cap
 from engine.spec import CapabilitySets
-from stockade.oci_runtime.bundle import Translated
+from stockade.oci_runtime.bundle import Translated, host_capabilities
 
 ENV = "STOCKADE_RUNTIME_POLICY"
 DEFAULT_FILE = "/etc/stockade/runtime-policy.yaml"
@@ -78,10 +77,6 @@ def policy_file(flag: str | None) -> str:
 
 
 # --- the input document ---------------------------------------------------------------------------
-def _available() -> set[str]:
-    return set(NAMES[:last_cap() + 1])
-
-
 def _held(sets: CapabilitySets) -> set[str]:
     return set(sets.bounding) | set(sets.effective) | set(sets.permitted) | set(sets.ambient)
 
@@ -127,7 +122,7 @@ def document(tr: Translated, cid: str) -> dict[str, Any]:
     }
     if tr.capabilities_given:
         held = _held(proc.capabilities)
-        c["capabilities"] = ({"add": ["ALL"], "drop": []} if _available() <= held else
+        c["capabilities"] = ({"add": ["ALL"], "drop": []} if host_capabilities() <= held else
                              {"add": sorted(n.removeprefix("CAP_") for n in held), "drop": ["ALL"]})
     mounts = []
     for m in spec.mounts:
