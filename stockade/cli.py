@@ -57,6 +57,7 @@ class _Parser(argparse.ArgumentParser):
 # and every other verb build the full parser.
 FAST_VERBS: dict[str, str] = {verb: "stockade.commands.containers" for verb in (
     "run", "create", "start", "stop", "restart", "kill", "rm", "ps", "logs", "exec", "top", "wait")}
+FAST_VERBS.update({verb: "stockade.commands.images" for verb in ("pull", "push", "images", "rmi")})
 _GLOBAL_WITH_VALUE = ("--root", "--runroot", "--config")
 
 

@@ -232,3 +232,17 @@ def test_tls_registry_with_certs_d_from_the_configuration(store_root: Path, tls_
 def test_malformed_references(store_root: Path, ref: str, message: str) -> None:
     failed(stockade("pull", ref, root=store_root), message)
     assert list(store_root.iterdir()) == []  # nothing written
+
+
+def test_image_verbs_build_only_their_own_parser(store_root: Path) -> None:
+    """pull, push, images and rmi take the CLI's fast path: no other verb module is imported (all
+    of them cost ~60 ms of argparse per call), and their own flags and help still work."""
+    code = ("import json, sys\nfrom stockade.cli import main\n"
+            f"rc = main(['--root', {str(store_root)!r}, 'images', '-q'])\n"
+            "print(json.dumps([rc, sorted(m for m in sys.modules if m.startswith('stockade.commands'))]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,  # nosec
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    rc, modules = json.loads(proc.stdout.splitlines()[-1])
+    assert (rc, modules) == (0, ["stockade.commands", "stockade.commands.images"]), proc.stderr
+    assert "--platform" in ok(stockade("pull", "--help", root=store_root))
+    failed(stockade("rmi", "nothing:here", root=store_root), "image docker.io/library/nothing:here is not in")
