@@ -17,22 +17,34 @@ Cases, interleaved, each into a fresh destination with dirty pages synced before
   and the part of ``stockade pull`` that is the network and the first sha256 pass.
 
 Target: ``stockade pull / skopeo copy`` at most 1.0. Printed beside the times: the data size and
-each case's throughput, and the floors that say what bounds a pull here (one core's sha256 rate,
-the disk's write rate).
+each case's throughput, the CPU seconds (user + system) each command used, and the floors that say
+what bounds a pull here (one core's sha256 rate, the disk's write rate).
+
+Our packages are byte-compiled first (``make setup`` does the same): in a shell with
+``PYTHONDONTWRITEBYTECODE=1`` a module edited since then is otherwise compiled again on every
+``stockade`` call, ~10 ms each, which measures the edit, not the pull.
+
+``STOCKADE_BENCH_PULL_IOLOAD=1`` runs a writer beside the rounds (64 MiB files, each fsynced, in a
+loop), as other work on this shared machine does; the pull's sensitivity to it is part of its cost.
 """
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import json
 import os
+import resource
 import shutil
+import statistics
 import subprocess  # nosec B404 - umoci, skopeo and podman run with argument lists
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
-from benchmarks.harness import Benchmark, run_timed, stockade_argv
+from benchmarks.harness import REPO, Benchmark, run_timed, stockade_argv
 from tests.support.images import populate_busybox_rootfs
 from tests.support.registry import start_registry
 
@@ -41,6 +53,8 @@ LAYOUT = WORK / "oci"
 TAG = "padded"
 PAD_LAYERS, PAD_MIB, FILES_PER_LAYER = 4, 64, 4
 ROUNDS = int(os.environ.get("STOCKADE_BENCH_PULL_ROUNDS", "5"))
+IOLOAD = os.environ.get("STOCKADE_BENCH_PULL_IOLOAD", "") not in ("", "0")
+PACKAGES = ("engine", "trust", "policies", "hardening", "stockade")
 
 
 def _run(*argv: str) -> str:
@@ -103,6 +117,56 @@ def _write_rate(directory: Path, size: int = 256 * 1024 * 1024) -> float:
     return size / (1024 * 1024) / elapsed
 
 
+class ChildCPU:
+    """CPU seconds (user + system) of the child processes a case runs, per sample."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {}
+
+    def measure(self, name: str, sample: Callable[[], float]) -> Callable[[], float]:
+        def run() -> float:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            elapsed = sample()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            self.samples.setdefault(name, []).append(
+                after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+            return elapsed
+        return run
+
+    def medians(self) -> dict[str, float]:
+        return {name: round(statistics.median(s), 3) for name, s in self.samples.items()}
+
+
+class IOLoad:
+    """A writer beside the benchmark: 64 MiB files written and fsynced in a loop until stopped."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._write, daemon=True)
+
+    def _write(self) -> None:
+        block = os.urandom(1024 * 1024)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        n = 0
+        while not self._stop.is_set():
+            with open(self.directory / f"load{n % 4}", "wb") as f:
+                for _ in range(64):
+                    f.write(block)
+                f.flush()
+                os.fsync(f.fileno())
+            n += 1
+
+    def __enter__(self) -> "IOLoad":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 def _blobs_only(ref: str, root: Path) -> float:
     """Fetch and commit every layer blob in parallel as a pull does, without unpacking them."""
     from concurrent.futures import ThreadPoolExecutor
@@ -134,6 +198,8 @@ def _blobs_only(ref: str, root: Path) -> float:
 
 def main() -> None:
     layout = build_image()
+    for package in PACKAGES:  # what `make setup` does: measure the pull, not bytecode compilation
+        compileall.compile_dir(str(REPO / package), quiet=1)
     runs = WORK / "runs"
     shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir(parents=True)
@@ -153,28 +219,36 @@ def main() -> None:
             os.sync()
 
         bench = Benchmark("pull", f"pull {size / 2**20:.0f} MiB in {len(manifest['layers'])} layers "
-                                  "(incompressible) from a loopback registry")
-        bench.case("stockade pull", lambda: run_timed(
-            stockade_argv("--root", str(dest), "pull", ref), env=env))
-        bench.case("skopeo copy", lambda: run_timed(
-            ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{dest}:x"]))
-        bench.case("podman pull", lambda: run_timed(
+                                  "(incompressible) from a loopback registry"
+                                  + (", beside a writer fsyncing 64 MiB files" if IOLOAD else ""))
+        cpu = ChildCPU()
+        bench.case("stockade pull", cpu.measure("stockade pull", lambda: run_timed(
+            stockade_argv("--root", str(dest), "pull", ref), env=env)))
+        bench.case("skopeo copy", cpu.measure("skopeo copy", lambda: run_timed(
+            ["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{dest}:x"])))
+        bench.case("podman pull", cpu.measure("podman pull", lambda: run_timed(
             ["podman", "--root", str(dest / "root"), "--runroot", str(dest / "run"), "--storage-driver",
-             "overlay", "pull", "-q", "--tls-verify=false", ref]))
+             "overlay", "pull", "-q", "--tls-verify=false", ref])))
         bench.case("stockade blobs only", lambda: _blobs_only(ref, dest))
-        stats = bench.run(rounds=ROUNDS, warmup=1, before_each=fresh)
+        if IOLOAD:
+            with IOLoad(runs / "ioload"):
+                stats = bench.run(rounds=ROUNDS, warmup=1, before_each=fresh)
+        else:
+            stats = bench.run(rounds=ROUNDS, warmup=1, before_each=fresh)
         fresh("")
         mib = size / 2**20
         floors = {"sha256_one_core_mib_s": round(_sha256_rate(), 1),
                   "write_fsync_mib_s": round(_write_rate(runs), 1)}
         throughput = {name: round(mib / st.median, 1) for name, st in stats.items()}
         print(f"  data: {mib:.1f} MiB compressed; throughput MiB/s: {throughput}")
+        print(f"  CPU seconds (user + system, median): {cpu.medians()}")
         print(f"  floors: sha256 {floors['sha256_one_core_mib_s']} MiB/s per core, "
               f"write+fsync {floors['write_fsync_mib_s']} MiB/s")
         bench.report(stats, [("stockade pull", "skopeo copy"), ("stockade pull", "podman pull"),
                              ("stockade blobs only", "skopeo copy")], unit="s",
                      extra={"bytes": size, "layers": len(manifest["layers"]), "throughput_mib_s": throughput,
-                            **floors, "cpus": os.cpu_count()})
+                            "cpu_seconds": cpu.medians(), "io_load": IOLOAD,
+                            "load_average": os.getloadavg(), **floors, "cpus": os.cpu_count()})
     finally:
         registry.stop()
         shutil.rmtree(runs, ignore_errors=True)
