@@ -63,16 +63,18 @@ def registry_client(ctx: Context, credentials: "Credentials | None" = None) -> "
     if credentials is None and getattr(args, "creds", None):
         user, sep, password = args.creds.partition(":")
         if not sep:
-            password = _prompt_password(user)
+            password = prompt_password(user, "give USER:PASSWORD, or use a terminal")
         credentials = Credentials(user, password)
     return RegistryClient(ctx.config, ctx.paths, tls_verify=getattr(args, "tls_verify", None),
                           cert_dir=getattr(args, "cert_dir", None), credentials=credentials,
                           auth_file=getattr(args, "authfile", None))
 
 
-def _prompt_password(user: str) -> str:
+def prompt_password(user: str, alternative: str) -> str:
+    """Ask for a registry password on the terminal; without one (CI has no stdin) say what to use
+    instead, rather than block or read an empty line."""
     if not sys.stdin.isatty():
-        raise UsageError(f"no password for {user}: give USER:PASSWORD, or use a terminal")
+        raise UsageError(f"no password for {user}: {alternative}")
     import getpass
 
     return getpass.getpass(f"Password for {user}: ")
@@ -241,7 +243,7 @@ def cmd_images(ctx: Context) -> int:
             ident = row["id"] if args.no_trunc else _short(row["id"])
             if ident not in seen:
                 seen.append(ident)
-        print("\n".join(seen))
+                print(ident)
         return 0
     if ctx.output == "json":
         print_json(rows)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from engine.errors import NotFoundError, UsageError
 from engine.reference import DEFAULT_REGISTRY
-from stockade.commands.images import add_registry_flags, registry_client
+from stockade.commands.images import add_registry_flags, prompt_password, registry_client
 from stockade.context import Context
 
 
@@ -25,12 +25,8 @@ def _password(ctx: Context, user: str) -> str:
     elif args.password is not None:
         sys.stderr.write("WARNING! Using --password via the CLI is insecure. Use --password-stdin.\n")
         password = args.password
-    elif sys.stdin.isatty():
-        import getpass
-
-        password = getpass.getpass("Password: ")
     else:
-        raise UsageError("no password: use --password-stdin (or a terminal to be prompted)")
+        password = prompt_password(user, "use --password-stdin (or a terminal to be prompted)")
     if not password:
         raise UsageError("the password is empty")
     return password

@@ -158,6 +158,10 @@ def test_rmi_refuses_an_image_a_container_uses(store_root: Path, rootfs_tar: Pat
     assert {"action": "deleted", "what": image_id} in pruned["removed"] and pruned["reclaimed"] > 0
 
 
+def test_quiet_listing_of_an_empty_store_prints_nothing(store_root: Path) -> None:
+    assert ok(stockade("images", "-q", root=store_root)) == ""
+
+
 def test_save_and_load(store_root: Path, rootfs_tar: Path, tmp_path: Path) -> None:
     ok(stockade("import", str(rootfs_tar), "local/saved:v1", root=store_root))
     archive = tmp_path / "saved.tar"
@@ -188,6 +192,12 @@ def test_login_logout_and_pull_with_basic_auth(store_root: Path, auth_registry: 
     failed(stockade("pull", ref, root=store_root), f"run: stockade login {auth_registry.host}")
     failed(stockade("login", "-u", USER, "--password-stdin", auth_registry.host, input="wrong\n"),
            "authentication failed")
+    # No terminal and no password given: say what to use instead of blocking (CI has no stdin).
+    for argv, hint in ((("login", "-u", USER, auth_registry.host), "use --password-stdin"),
+                       (("pull", "--creds", USER, ref), "give USER:PASSWORD")):
+        usage = stockade(*argv, root=store_root)
+        assert usage.returncode == 2 and usage.stderr.startswith(f"stockade: error: no password for {USER}: ")
+        assert hint in usage.stderr
     assert not _auth_file.exists()
     out = ok(stockade("login", "-u", USER, "--password-stdin", auth_registry.host, input=PASSWORD + "\n"))
     assert out.strip() == "Login Succeeded!"
