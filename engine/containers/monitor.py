@@ -69,8 +69,12 @@ def container_cgroup(paths: Paths, spec: Spec, cid: str) -> cgroups.Cgroup | Non
     from engine.host import probe_cgroups
 
     info = probe_cgroups()
-    if paths.rootless and info.manager != "v2":
-        return None
+    if info.manager_for(rootless=paths.rootless) == "none":
+        if paths.rootless:
+            return None  # podman's behaviour: the CLI warned that the limits are ignored
+        # Root asked for limits the host cannot enforce: refuse rather than run unconfined.
+        raise LaunchError("--memory, --pids-limit and --cpus need a cgroup hierarchy with the "
+                          "memory, pids and cpu controllers, and this host has none (see stockade info)")
     return cgroups.for_container(info, spec.cgroup_parent, cid, spec.resources)
 
 

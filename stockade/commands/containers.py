@@ -315,10 +315,14 @@ def with_config(ctx: Context, req: Any) -> Any:
         req.options.userns = cfg.userns
     if ctx.paths.rootless and req.options.userns == "auto":
         req.options.userns = "host"  # rootless always runs in the user's own namespace
-    if ctx.paths.rootless and (req.options.memory or req.options.pids_limit or req.options.cpus):
+    if req.options.memory or req.options.pids_limit or req.options.cpus:
         from engine.host import probe_cgroups
 
-        if probe_cgroups().manager != "v2":
+        if probe_cgroups().manager_for(rootless=ctx.paths.rootless) == "none":
+            if not ctx.paths.rootless:
+                raise UsageError("--memory, --pids-limit and --cpus need a cgroup hierarchy with the "
+                                 "memory, pids and cpu controllers, and this host has none "
+                                 "(see stockade info)")
             req.warnings.append("resource limits are not supported and ignored on cgroups v1 "
                                 "rootless systems")
     return req
