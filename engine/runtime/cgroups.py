@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import StockadeError
-from engine.spec import Resources
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: reopening a cgroup from state needs neither module
     from engine.host import CgroupInfo
+    from engine.spec import Resources
 
 V1_CONTROLLERS = ("memory", "pids", "cpu")
 V2_CONTROLLERS = ("memory", "pids", "cpu")

@@ -9,8 +9,6 @@ per container operation) a few milliseconds of import for no gain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from engine.errors import UsageError
 
 BOOL, TEXT, INT, LIST = "bool", "text", "int", "list"
@@ -18,18 +16,24 @@ _TRUE = ("1", "t", "T", "true", "TRUE", "True")
 _FALSE = ("0", "f", "F", "false", "FALSE", "False")
 
 
-@dataclass(frozen=True)
 class Flag:
-    name: str
-    kind: str = BOOL
-    aliases: tuple[str, ...] = ()
-    default: object = None
+    """One flag: its name, kind (``BOOL``, ``TEXT``, ``INT``, ``LIST``), short aliases and default.
+    (Plain classes, not dataclasses: importing ``dataclasses`` costs this process milliseconds.)"""
+
+    __slots__ = ("name", "kind", "aliases", "default")
+
+    def __init__(self, name: str, kind: str = BOOL, aliases: tuple[str, ...] = (), default: object = None) -> None:
+        self.name, self.kind, self.aliases, self.default = name, kind, aliases, default
 
 
-@dataclass
 class Parsed:
-    values: dict[str, object] = field(default_factory=dict)
-    rest: list[str] = field(default_factory=list)
+    """The flag values by name, and the arguments after the flags."""
+
+    __slots__ = ("values", "rest")
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.values = values
+        self.rest: list[str] = []
 
     def text(self, name: str) -> str | None:
         value = self.values.get(name)

@@ -16,7 +16,6 @@ is 1 (2 for a command line runc would refuse), or the container's own for a fore
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 from stockade.oci_runtime.argv import BOOL, INT, LIST, TEXT, Flag, Parsed, parse
 from stockade.oci_runtime.runlog import RuntimeLog
@@ -53,14 +52,22 @@ verbs: create start run state kill delete exec ps list features spec
 """
 
 
-@dataclass
 class Globals:
     """What every verb needs: the state root, the log, and the global switches."""
 
-    root: str
-    log: RuntimeLog
-    systemd_cgroup: bool = False
-    node_policy: str | None = None
+    __slots__ = ("root", "log", "systemd_cgroup", "node_policy")
+
+    def __init__(self, root: str, log: RuntimeLog, systemd_cgroup: bool = False,
+                 node_policy: str | None = None) -> None:
+        self.root, self.log, self.systemd_cgroup, self.node_policy = root, log, systemd_cgroup, node_policy
+
+
+def version_text() -> str:
+    """Three lines, as ``runc --version`` prints them (go-runc parses them)."""
+    from stockade import __version__
+    from stockade.oci_runtime.state import OCI_VERSION
+
+    return f"stockade-runtime version {__version__}\ncommit: stockade {__version__}\nspec: {OCI_VERSION}\n"
 
 
 def _one_id(p: Parsed, verb: str) -> str:
@@ -147,8 +154,6 @@ def main(argv: list[str] | None = None) -> int:
 
             raise UsageError(f"unknown log-format {p.text('log-format')!r} (text or json)")
         if p.flag("version"):
-            from stockade.oci_runtime.features import version_text
-
             sys.stdout.write(version_text())
             return 0
         if p.flag("help") or not p.rest:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from engine.runtime.process import Stdio
 from stockade.oci_runtime import bundle as bundles
 from stockade.oci_runtime import cgroupspath, nodepolicy, seccomp
 from stockade.oci_runtime.state import (FIFO, OCI_VERSION, PROGRAM, SPEC_FILE, ContainerError, Record,
-                                        check_id, locked, save)
+                                        check_id, locked, remove, save)
 
 if TYPE_CHECKING:
     from stockade.oci_runtime.cli import Globals
@@ -128,7 +127,7 @@ def create(g: Globals, req: CreateRequest) -> Started:
                 write_atomic(directory / PROGRAM, program, mode=0o600)
                 tr.spec.seccomp_bpf = str(directory / PROGRAM)
             write_atomic(directory / SPEC_FILE, tr.spec.to_json().encode(), mode=0o600)
-            cgroup = cgroupspath.for_container(tr.cgroups_path, cid, systemd=g.systemd_cgroup)
+            cgroup = cgroupspath.for_container(tr.cgroups_path, cid, tr.spec.resources, systemd=g.systemd_cgroup)
             if cgroup is not None:
                 cgroupspath.create(cgroup, tr.spec.resources)
             hook_state = {"ociVersion": OCI_VERSION, "id": cid, "bundle": bundle, "annotations": tr.annotations}
@@ -167,7 +166,7 @@ def create(g: Globals, req: CreateRequest) -> Started:
             kill_and_reap(started.pid)
         if cgroup is not None:
             cgroup.destroy()
-        shutil.rmtree(directory, ignore_errors=True)
+        remove(directory)
         raise
 
 

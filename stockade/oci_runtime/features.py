@@ -16,11 +16,11 @@ import sys
 from typing import Any
 
 from engine.runtime.capabilities import NAMES
+from stockade import __version__
 from engine.spec import NAMESPACES
 from stockade.oci_runtime.bundle import HOOK_STAGES
 from stockade.oci_runtime.state import OCI_VERSION
 
-VERSION = "0.1.0"
 MOUNT_OPTIONS = ("bind", "rbind", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "noatime",
                  "relatime", "strictatime", "nodiratime", "private", "rprivate", "slave", "rslave", "shared",
                  "rshared", "tmpcopyup")
@@ -47,18 +47,13 @@ def features() -> dict[str, Any]:
             "selinux": {"enabled": False},
             "intelRdt": {"enabled": False},
         },
-        "annotations": {"org.stockade.runtime.version": VERSION,
+        "annotations": {"org.stockade.runtime.version": __version__,
                         "org.stockade.runtime.node-policy": "policies (stockade.dev/v1)"},
     }
 
 
 def print_features() -> None:
     sys.stdout.write(json.dumps(features(), indent=2) + "\n")
-
-
-def version_text() -> str:
-    """Three lines, as ``runc --version`` (go-runc parses them)."""
-    return f"stockade-runtime version {VERSION}\ncommit: stockade {VERSION}\nspec: {OCI_VERSION}\n"
 
 
 def default_config() -> dict[str, Any]:

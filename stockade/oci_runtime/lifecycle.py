@@ -16,18 +16,14 @@ from __future__ import annotations
 import json
 import os
 import select
-import shutil
 import signal
-import subprocess  # nosec B404 - ``ps`` for the table format, argument list only
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import StockadeError
-from engine.runtime import cgroups
-from engine.spec import Hook
 from stockade.oci_runtime.state import (FIFO, ContainerError, ContainerNotFound, Record, container_dir,
-                                        init_alive, load, locked, oci_state, status)
+                                        init_alive, load, locked, oci_state, remove, status)
 
 if TYPE_CHECKING:
     from stockade.oci_runtime.cli import Globals
@@ -42,6 +38,7 @@ def _run_hooks(g: Globals, record: Record, stage: str, current: str) -> None:
     if not specs:
         return
     from engine.runtime import hooks
+    from engine.spec import Hook
 
     state = json.dumps({"ociVersion": record.oci_version, "id": record.id, "status": current,
                         "pid": record.pid, "bundle": record.bundle, "annotations": record.annotations}).encode()
@@ -97,9 +94,17 @@ def parse_signal(text: str) -> int:
         raise ContainerError(f"unknown signal {text!r}") from None
 
 
+def _cgroup(record: Record) -> Any:
+    if not record.cgroup:
+        return None
+    from engine.runtime import cgroups
+
+    return cgroups.from_state(record.cgroup)
+
+
 def processes(record: Record) -> list[int]:
     """The container's processes: its cgroup's, else its PID namespace's members."""
-    cgroup = cgroups.from_state(record.cgroup or {})
+    cgroup = _cgroup(record)
     if cgroup is not None:
         return sorted(cgroup.procs())
     if not init_alive(record):
@@ -151,7 +156,7 @@ def _wait_stopped(record: Record, timeout: float) -> bool:
 def delete(g: Globals, cid: str, *, force: bool) -> None:
     directory = container_dir(g.root, cid)
     if directory.is_dir() and not (directory / "state.json").exists():
-        shutil.rmtree(directory, ignore_errors=True)  # a create that died half-way: nothing runs
+        remove(directory)  # a create that died half-way: nothing runs
         return
     try:
         directory, record = load(g.root, cid)
@@ -167,12 +172,12 @@ def delete(g: Globals, cid: str, *, force: bool) -> None:
             _signal(record.pid, signal.SIGKILL)
             if not _wait_stopped(record, STOP_WAIT):
                 raise ContainerError(f"container {cid}: its init {record.pid} did not die after SIGKILL")
-        cgroup = cgroups.from_state(record.cgroup or {})
+        cgroup = _cgroup(record)
         if cgroup is not None:
             for pid in cgroup.procs():  # what the init left behind (a shared PID namespace)
                 _signal(pid, signal.SIGKILL)
             cgroup.destroy()
-        shutil.rmtree(directory)
+        remove(directory)
     _run_hooks(g, record, "poststop", "stopped")
 
 
@@ -187,6 +192,8 @@ def ps(g: Globals, cid: str, fmt: str, ps_args: list[str]) -> None:
     if fmt != "table":
         raise ContainerError(f"invalid format option {fmt!r} (table or json)")
     # As runc: the host's ``ps`` output, its header and the container's rows.
+    import subprocess  # nosec B404 - ``ps`` with an argument list
+
     out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True,  # nosec B603 B607
                          check=False).stdout.splitlines()
     if not out:

@@ -18,11 +18,9 @@ import fcntl
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from engine.atomicfile import write_atomic
 from engine.containers.state import start_time
 from engine.errors import NotFoundError, StockadeError
 
@@ -49,23 +47,25 @@ def check_id(cid: str) -> str:
     return cid
 
 
-@dataclass
 class Record:
-    """``state.json``: the OCI state's fields plus what later verbs need to find the container."""
+    """``state.json``: the OCI state's fields plus what later verbs need to find the container. (A plain
+    class: ``state``, ``kill`` and ``delete`` should not pay for importing ``dataclasses``.)"""
 
-    id: str
-    bundle: str
-    rootfs: str
-    pid: int
-    start: int | None  # the init's start time (clock ticks since boot), against pid reuse
-    created: str
-    annotations: dict[str, str] = field(default_factory=dict)
-    cgroup: dict[str, Any] | None = None
-    hooks: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # poststart, poststop (OCI form)
-    oci_version: str = OCI_VERSION
+    FIELDS = ("id", "bundle", "rootfs", "pid", "start", "created", "annotations", "cgroup", "hooks", "oci_version")
+    __slots__ = FIELDS
+
+    def __init__(self, id: str, bundle: str, rootfs: str, pid: int, start: int | None, created: str,
+                 annotations: dict[str, str] | None = None, cgroup: dict[str, Any] | None = None,
+                 hooks: dict[str, list[dict[str, Any]]] | None = None, oci_version: str = OCI_VERSION) -> None:
+        self.id, self.bundle, self.rootfs, self.pid, self.created = id, bundle, rootfs, pid, created
+        self.start = start  # the init's start time (clock ticks since boot), against pid reuse
+        self.annotations = annotations or {}
+        self.cgroup = cgroup
+        self.hooks = hooks or {}  # poststart, poststop, as engine Hook fields
+        self.oci_version = oci_version
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode()
+        return json.dumps({name: getattr(self, name) for name in self.FIELDS}, sort_keys=True).encode()
 
 
 def container_dir(root: str, cid: str) -> Path:
@@ -85,6 +85,8 @@ def load(root: str, cid: str) -> tuple[Path, Record]:
 
 
 def save(directory: Path, record: Record) -> None:
+    from engine.atomicfile import write_atomic
+
     write_atomic(directory / STATE_FILE, record.to_json(), mode=0o600)
 
 
@@ -130,6 +132,19 @@ def oci_state(directory: Path, record: Record) -> dict[str, Any]:
     return {"ociVersion": record.oci_version, "id": record.id, "pid": record.pid if current != "stopped" else 0,
             "status": current, "bundle": record.bundle, "rootfs": record.rootfs, "created": record.created,
             "owner": "", "annotations": record.annotations}
+
+
+def remove(directory: Path) -> None:
+    """Remove a container's state directory (flat: the files listed in the module docstring, and a
+    temporary file a killed writer may have left). Not ``shutil.rmtree``: importing shutil costs
+    this short process more than the removal."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        os.unlink(entry.path)
+    os.rmdir(directory)
 
 
 def ids(root: str) -> list[str]:
