@@ -23,7 +23,7 @@ from stockade.oci_runtime.state import OCI_VERSION
 
 MOUNT_OPTIONS = ("bind", "rbind", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "noatime",
                  "relatime", "strictatime", "nodiratime", "private", "rprivate", "slave", "rslave", "shared",
-                 "rshared", "tmpcopyup")
+                 "rshared")
 SECCOMP_ACTIONS = ("SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
                    "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP")
 SECCOMP_OPERATORS = ("SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",

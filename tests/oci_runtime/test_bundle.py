@@ -237,3 +237,27 @@ def test_node_policy_file_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv(nodepolicy.ENV, "/env/policy.yaml")
     assert nodepolicy.policy_file(None) == "/env/policy.yaml"
     assert nodepolicy.policy_file("/flag/policy.yaml") == "/flag/policy.yaml"
+
+
+def test_readme_node_policy_admits_the_engines_plumbing_and_refuses_privileged(
+        runc_config: dict[str, Any], bundle_dir: Path, tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("# /etc/stockade/runtime-policy.yaml")
+    policy = tmp_path / "node.yaml"
+    policy.write_text(readme[start:readme.index("```", start)])
+    podman_like = copy.deepcopy(runc_config)
+    caps = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
+            "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"]
+    podman_like["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+    podman_like["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read", "write", "exit"], "action": "SCMP_ACT_ALLOW"}]}
+    podman_like["mounts"].append({"destination": "/etc/hosts", "type": "bind", "options": ["bind"],
+                                  "source": "/var/lib/containers/storage/overlay-containers/c1/userdata/hosts"})
+    outcome, cached = nodepolicy.evaluate(nodepolicy.document(_translate(podman_like, bundle_dir), "c1"),
+                                          str(policy), tmp_path / "cache")
+    assert not cached and outcome.policy == "node"
+    privileged = copy.deepcopy(podman_like)
+    privileged["annotations"] = {"io.podman.annotations.privileged": "TRUE"}
+    with pytest.raises(nodepolicy.NodePolicyRefusal, match=r"\[runtime.privileged\]"):
+        nodepolicy.evaluate(nodepolicy.document(_translate(privileged, bundle_dir), "c1"), str(policy),
+                            tmp_path / "cache")
