@@ -2,7 +2,9 @@
 (``--root``, ``--runroot``, ``--tmpdir``), the cgroupfs manager, the busybox fixture loaded from a docker
 archive. Output and exit codes reach podman; the default node policy's RuntimeDefault seccomp shows
 inside where podman sent no profile (runc, the peer, runs the same request unfiltered); an enforcing
-node policy passed with ``--runtime-flag`` refuses ``--privileged`` with its reason in podman's error.
+node policy passed with ``--runtime-flag`` refuses ``--privileged`` with its reason in podman's error;
+a detached container takes ``exec`` (with and without a terminal, through conmon's console socket),
+``top`` and ``stop``.
 
 podman does not pass ``--root`` to its runtime (nor its ``--runtime-flag`` values to the clean-up it
 runs after exit), so the runtime's state is in its default root, ``/run/stockade-runtime``: the tests
@@ -122,4 +124,22 @@ def test_privileged_refused_by_an_enforcing_node_policy(podman: Podman, tmp_path
     assert proc.returncode != 0
     assert "refused by the node policy node-enforce" in proc.stderr
     assert "[runtime.privileged] privileged containers are not allowed" in proc.stderr
+    assert podman.leftovers() == []
+
+
+def test_detached_container_exec_tty_top_and_stop(podman: Podman) -> None:
+    started = podman("--runtime", RUNTIME, "run", "-d", *ULIMITS, "--network", "none", IMAGE, "sleep", "300")
+    assert started.returncode == 0, started.stderr
+    cid = started.stdout.strip()
+    podman.ids.append(cid)
+    try:
+        execed = podman("exec", cid, "sh", "-c", "echo exec ok; exit 4")
+        assert execed.returncode == 4 and execed.stdout == "exec ok\n"
+        tty = podman("exec", "-t", cid, "tty")
+        assert tty.returncode == 0 and tty.stdout.strip() == "/dev/pts/0"
+        top = podman("top", cid)
+        assert top.returncode == 0 and "sleep 300" in top.stdout
+        assert podman("stop", "-t", "1", cid).returncode == 0  # PID 1 ignores SIGTERM: SIGKILL follows
+    finally:
+        podman("rm", "--force", cid)
     assert podman.leftovers() == []
