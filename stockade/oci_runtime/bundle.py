@@ -28,7 +28,7 @@ import posixpath
 import resource
 import stat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from engine.errors import StockadeError
 from engine.runtime.capabilities import NAMES, NUMBERS, current_bounding, last_cap
@@ -88,6 +88,12 @@ def _list(value: Any, where: str) -> list[Any]:
     if not isinstance(value, list):
         raise BundleError(f"config.json: {where} must be an array")
     return value
+
+
+def _objects(value: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The objects of the array at ``where``, each with its own place (``mounts[3]``)."""
+    for i, item in enumerate(_list(value, where)):
+        yield f"{where}[{i}]", _obj(item, f"{where}[{i}]")
 
 
 def _str(value: Any, where: str, *, required: bool = False) -> str:
@@ -169,9 +175,7 @@ def _capabilities(doc: Any, notes: list[tuple[str, str]]) -> CapabilitySets | No
 
 def _rlimits(doc: Any, notes: list[tuple[str, str]]) -> list[Rlimit]:
     out = []
-    for i, item in enumerate(_list(doc, "process.rlimits")):
-        where = f"process.rlimits[{i}]"
-        rl = _obj(item, where)
+    for where, rl in _objects(doc, "process.rlimits"):
         kind = _str(rl.get("type"), f"{where}.type", required=True)
         if kind not in RLIMITS:
             raise BundleError(f"config.json: {where}.type: unknown rlimit {kind}")
@@ -231,9 +235,7 @@ def _mounts(doc: Any, bundle: str, notes: list[tuple[str, str]]) -> tuple[list[M
     """The bundle's mounts the engine performs, and whether ``/sys`` was asked read-write."""
     out = []
     sys_rw = False
-    for i, item in enumerate(_list(doc, "mounts")):
-        where = f"mounts[{i}]"
-        m = _obj(item, where)
+    for where, m in _objects(doc, "mounts"):
         dest = _abs(m.get("destination"), f"{where}.destination")
         kind = _str(m.get("type"), f"{where}.type")
         options = _strs(m.get("options"), f"{where}.options")
@@ -261,9 +263,7 @@ def _mounts(doc: Any, bundle: str, notes: list[tuple[str, str]]) -> tuple[list[M
 
 def _devices(doc: Any, privileged: bool) -> dict[str, str]:
     out = {}
-    for i, item in enumerate(_list(doc, "linux.devices")):
-        where = f"linux.devices[{i}]"
-        d = _obj(item, where)
+    for where, d in _objects(doc, "linux.devices"):
         path = _abs(d.get("path"), f"{where}.path")
         kind = _str(d.get("type"), f"{where}.type", required=True)
         major = _int(d.get("major", 0), f"{where}.major", low=0, high=2**32 - 1)
@@ -286,9 +286,7 @@ def _devices(doc: Any, privileged: bool) -> dict[str, str]:
 def _namespaces(doc: Any) -> tuple[list[str], dict[str, str]]:
     created: list[str] = []
     joined: dict[str, str] = {}
-    for i, item in enumerate(_list(doc, "linux.namespaces")):
-        where = f"linux.namespaces[{i}]"
-        ns = _obj(item, where)
+    for where, ns in _objects(doc, "linux.namespaces"):
         kind = _str(ns.get("type"), f"{where}.type", required=True)
         if kind not in NAMESPACES:
             raise BundleError(f"config.json: {where}.type: unknown namespace {kind!r}")
@@ -305,13 +303,9 @@ def _namespaces(doc: Any) -> tuple[list[str], dict[str, str]]:
 
 
 def _mappings(doc: Any, where: str) -> list[IDMapping]:
-    out = []
-    for i, item in enumerate(_list(doc, where)):
-        m = _obj(item, f"{where}[{i}]")
-        out.append(IDMapping(_int(m.get("containerID"), f"{where}[{i}].containerID", low=0, high=2**32 - 1),
-                             _int(m.get("hostID"), f"{where}[{i}].hostID", low=0, high=2**32 - 1),
-                             _int(m.get("size"), f"{where}[{i}].size", low=1, high=2**32 - 1)))
-    return out
+    return [IDMapping(_int(m.get("containerID"), f"{at}.containerID", low=0, high=2**32 - 1),
+                      _int(m.get("hostID"), f"{at}.hostID", low=0, high=2**32 - 1),
+                      _int(m.get("size"), f"{at}.size", low=1, high=2**32 - 1)) for at, m in _objects(doc, where)]
 
 
 def _sysctl(doc: Any, owned: set[str]) -> dict[str, str]:
@@ -362,9 +356,7 @@ def _hooks(doc: Any) -> dict[str, list[Hook]]:
     out: dict[str, list[Hook]] = {}
     for stage in HOOK_STAGES:
         items = []
-        for i, item in enumerate(_list(hooks.get(stage), f"hooks.{stage}")):
-            where = f"hooks.{stage}[{i}]"
-            h = _obj(item, where)
+        for where, h in _objects(hooks.get(stage), f"hooks.{stage}"):
             timeout = h.get("timeout")
             items.append(Hook(_abs(h.get("path"), f"{where}.path"), _strs(h.get("args"), f"{where}.args"),
                               _strs(h.get("env"), f"{where}.env"),

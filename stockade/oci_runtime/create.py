@@ -36,11 +36,6 @@ from stockade.oci_runtime.state import (FIFO, OCI_VERSION, PROGRAM, SPEC_FILE, C
 if TYPE_CHECKING:
     from stockade.oci_runtime.cli import Globals
 
-# What ``run`` forwards to the container's init while it holds it.
-FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH)
-
-
 @dataclass
 class CreateRequest:
     cid: str
@@ -171,47 +166,25 @@ def create(g: Globals, req: CreateRequest) -> Started:
 
 
 def run(g: Globals, req: CreateRequest, *, detach: bool) -> int:
-    """``run``: create, start, and (unless ``detach``) hold the container until it exits, then delete
-    it; the container's exit code."""
+    """``run``: create, start, and (unless ``detach``) hold the container as ``stockade run`` holds one
+    (signals forwarded, the pty relayed), then delete it; the container's exit code."""
+    from engine.containers.monitor import FORWARDED, attach
     from engine.runtime.init import exit_code
     from stockade.oci_runtime.lifecycle import delete, start
 
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)  # until the init exists to receive them
-    started = create(g, CreateRequest(req.cid, req.bundle, req.pid_file, req.console_socket,
-                                      req.preserve_fds, keep_terminal=not detach))
-    pid, master = started.pid, started.pty_master
     try:
-        start(g, req.cid)
-    except BaseException:
-        delete(g, req.cid, force=True)
-        raise
-    if detach:
-        return 0
-
-    def forward(signum: int, _frame: object) -> None:
-        if signum != signal.SIGWINCH or master is None:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
-    if master is not None:
-        from engine.containers.terminal import relay
-
+        started = create(g, CreateRequest(req.cid, req.bundle, req.pid_file, req.console_socket,
+                                          req.preserve_fds, keep_terminal=not detach))
         try:
-            relay(master, stdin=0)
-        finally:
-            os.close(master)
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except ChildProcessError:
-            status = 0
-            break
-        except InterruptedError:
-            continue
+            start(g, req.cid)
+        except BaseException:
+            delete(g, req.cid, force=True)
+            raise
+        if detach:
+            return 0
+        status = attach(started, interactive=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     delete(g, req.cid, force=True)
     return exit_code(status)
