@@ -93,11 +93,13 @@ class Runtime:
         self.log = work / "runtime.log"
         self.policy = policy
 
-    def argv(self, *args: Any, debug: bool = False) -> list[str]:
+    def argv(self, *args: Any, debug: bool = False, flags: tuple[str, ...] = ()) -> list[str]:
+        """The command line: this runtime's global flags (plus ``flags``), then ``args``."""
         if not RUNTIME.exists():
             raise AssertionError(f"{RUNTIME} is missing: run `make setup` (it installs the console script)")
         return [str(RUNTIME), "--root", str(self.root), "--log", str(self.log), "--log-format", "json",
-                *(["--debug"] if debug else []), "--node-policy", str(self.policy), *[str(a) for a in args]]
+                *(["--debug"] if debug else []), *flags, "--node-policy", str(self.policy),
+                *[str(a) for a in args]]
 
     @staticmethod
     def env() -> dict[str, str]:
@@ -122,7 +124,8 @@ class Runtime:
             return []
         return [json.loads(line) for line in self.log.read_text().splitlines()]
 
-    def create(self, bundle: Path, cid: str, *extra: Any, debug: bool = False) -> Created:
+    def create(self, bundle: Path, cid: str, *extra: Any, debug: bool = False,
+               flags: tuple[str, ...] = ()) -> Created:
         """``create`` under the test shim; returns once the pid file is written (or fails)."""
         out = self.work / f"{cid}.out"
         status_file = self.work / f"{cid}.status"
@@ -130,7 +133,8 @@ class Runtime:
         with open(out, "wb") as sink:
             shim = subprocess.Popen(  # nosec B603
                 [sys.executable, "-m", "tests.oci_runtime.reaper", str(status_file), "--",
-                 *self.argv("create", "--bundle", bundle, "--pid-file", pid_file, *extra, cid, debug=debug)],
+                 *self.argv("create", "--bundle", bundle, "--pid-file", pid_file, *extra, cid, debug=debug,
+                            flags=flags)],
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
                 env={**self.env(), "PYTHONPATH": str(REPO)}, cwd=bundle)
         deadline = time.monotonic() + 60

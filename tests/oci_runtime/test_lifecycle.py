@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess  # nosec B404 - the runtime and the test shim, argument lists only
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -385,3 +387,43 @@ def test_log_records_what_was_not_applied(runtime: Runtime, tmp_path: Path) -> N
     messages = [line["msg"] for line in runtime.log_lines()]
     assert any(re.search(r"apparmorProfile is not applied", m) for m in messages)
     assert any("cgroup filesystem at /sys/fs/cgroup is not mounted" in m for m in messages)
+
+
+def test_user_namespace_with_uid_maps(runtime: Runtime) -> None:
+    def edit(config: dict[str, Any]) -> None:
+        config["linux"]["namespaces"].append({"type": "user"})
+        config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+        config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    # The container's root (host uid 200000) must be able to reach its root filesystem, as with runc:
+    # pytest's own temporary directories are 0700.
+    work = Path(tempfile.mkdtemp(prefix="stockade-userns-"))
+    try:
+        work.chmod(0o755)
+        bundle, cid = _bundle(work, "sh", "-c", "id -u; cat /proc/self/uid_map", edit=edit)
+        created = runtime.create(bundle, cid)
+        host_uid = os.stat(f"/proc/{created.pid}").st_uid
+        runtime.ok("start", cid)
+        assert created.wait() == 0
+        assert created.output().split() == ["0", "0", "200000", "65536"]
+        assert host_uid == 200000  # container root is not host root
+        runtime.ok("delete", cid)
+    finally:
+        shutil.rmtree(work)
+
+
+def test_systemd_cgroup_paths_without_systemd(runtime: Runtime, tmp_path: Path) -> None:
+    bundle, cid = _bundle(tmp_path, "sleep", "30")
+    config = json.loads((bundle / "config.json").read_text())
+    config["linux"]["cgroupsPath"] = f"stockadetest.slice:oci:{cid}"
+    (bundle / "config.json").write_text(json.dumps(config))
+    created = runtime.create(bundle, cid, flags=("--systemd-cgroup",))
+    scope = CGROUP_V1 / "memory" / "stockadetest.slice" / f"oci-{cid}.scope"
+    try:
+        assert created.pid in [int(p) for p in (scope / "cgroup.procs").read_text().split()]
+        runtime.ok("delete", cid)
+        assert created.wait() == 137 and not scope.exists()
+    finally:
+        for controller in ("memory", "pids", "cpu"):
+            parent = CGROUP_V1 / controller / "stockadetest.slice"
+            if parent.is_dir():
+                parent.rmdir()
