@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from stockade.oci_runtime.argv import BOOL, INT, LIST, TEXT, Flag, Parsed, parse
+from stockade.oci_runtime.argv import INT, LIST, TEXT, Flag, Parsed, parse
 from stockade.oci_runtime.runlog import RuntimeLog
 
 GLOBAL_FLAGS = (

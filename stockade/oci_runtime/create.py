@@ -36,6 +36,7 @@ from stockade.oci_runtime.state import (FIFO, OCI_VERSION, PROGRAM, SPEC_FILE, C
 if TYPE_CHECKING:
     from stockade.oci_runtime.cli import Globals
 
+
 @dataclass
 class CreateRequest:
     cid: str

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess  # nosec B404 - the runtime with an argument list
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from stockade.oci_runtime.argv import BOOL, INT, LIST, TEXT, Flag, parse
 from engine.errors import UsageError
+from stockade.oci_runtime.argv import BOOL, INT, LIST, TEXT, Flag, parse
 from tests.oci_runtime.support import Runtime
 
 FLAGS = (Flag("root", TEXT), Flag("detach", BOOL, ("d",)), Flag("env", LIST, ("e",)), Flag("n", INT, default=0))
@@ -83,12 +84,10 @@ def test_errors_are_json_log_lines_and_one_stderr_line(runtime: Runtime) -> None
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}[+-]\d\d:\d\d$", line["time"])
 
 
-def test_text_log_format(tmp_path: Path, runtime: Runtime) -> None:
+def test_text_log_format(runtime: Runtime) -> None:
     argv = runtime.argv("state", "nosuch")
     argv[argv.index("json")] = "text"
-    import subprocess
-
-    subprocess.run(argv, capture_output=True, check=False)
+    subprocess.run(argv, capture_output=True, check=False)  # nosec B603
     assert re.match(r'^time="[^"]+" level=error msg="container nosuch does not exist"$',
                     runtime.log.read_text().strip())
 
