@@ -8,7 +8,6 @@ credentials, metadata beside unpacked layers.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 
@@ -22,8 +21,11 @@ def fsync_dir(directory: Path) -> None:
 
 
 def temp_name(final: Path, tag: str = "tmp") -> Path:
-    """A fresh, unguessable sibling of ``final`` that no other writer can be using."""
-    return final.with_name(f".{final.name}.{tag}-{secrets.token_hex(6)}")
+    """A fresh, unguessable sibling of ``final`` that no other writer can be using.
+
+    ``os.urandom`` rather than ``secrets``: the same kernel randomness, without importing hmac and
+    hashlib on every start (this module is on the warm ``run`` path)."""
+    return final.with_name(f".{final.name}.{tag}-{os.urandom(6).hex()}")
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
