@@ -109,6 +109,20 @@ def test_a_user_name_resolving_to_root_is_refused_at_start(engine: Engine, gated
     assert out.strip() == "1000"
 
 
+def test_exec_cannot_become_root_in_a_container_the_policy_admitted_as_non_root(engine: Engine,
+                                                                                gated: Gated) -> None:
+    """exec inherits the admitted container's confinement, runAsNonRoot included: ``exec -u 0``
+    must not undo what the gate decided at ``run``."""
+    engine.ok("run", "-d", "--name", "admitted", "--policy", gated.policy, gated.images["signed"], "sleep", "60")
+    try:
+        assert engine.ok("exec", "admitted", "id", "-u").strip() == "1000"
+        proc = engine("exec", "-u", "0", "admitted", "id", "-u")
+        assert proc.returncode != 0 and proc.stdout == ""
+        assert "runAsNonRoot" in proc.stderr
+    finally:
+        engine("rm", "-f", "admitted")
+
+
 def test_signature_verification_turned_off_fails_closed(engine: Engine, gated: Gated, tmp_path: Path) -> None:
     env = config_file(tmp_path, "[policy]\nverify_signatures = false\n")
     proc = engine("run", "--rm", "--policy", gated.policy, gated.images["signed"], "true", env=env)
