@@ -40,7 +40,7 @@ import shutil
 import signal
 import ssl
 import statistics
-import subprocess  # nosec B404 - the server under test and the signing CLI, argument lists
+import subprocess  # nosec B404 # the server under test and the signing CLI, argument lists
 import tempfile
 import threading
 import time

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import shutil
-import subprocess  # nosec B404 - peers run with argument lists
+import subprocess  # nosec B404 # peers run with argument lists
 import tempfile
 from pathlib import Path
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess  # nosec B404 - stockade, skopeo and podman run with argument lists
+import subprocess  # nosec B404 # stockade, skopeo and podman run with argument lists
 import sys
 import tempfile
 from pathlib import Path

@@ -31,7 +31,7 @@ import json
 import os
 import shutil
 import statistics
-import subprocess  # nosec B404 - runtimes and tools run with argument lists
+import subprocess  # nosec B404 # runtimes and tools run with argument lists
 import sys
 import tempfile
 import time

@@ -37,7 +37,7 @@ import os
 import resource
 import shutil
 import statistics
-import subprocess  # nosec B404 - umoci, skopeo and podman run with argument lists
+import subprocess  # nosec B404 # umoci, skopeo and podman run with argument lists
 import tempfile
 import threading
 import time

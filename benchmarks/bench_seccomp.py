@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess  # nosec B404 - gcc, runc and the CLI run with argument lists
+import subprocess  # nosec B404 # gcc, runc and the CLI run with argument lists
 import sys
 import tempfile
 from pathlib import Path

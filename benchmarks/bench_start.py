@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess  # nosec B404 - peers run with argument lists
+import subprocess  # nosec B404 # peers run with argument lists
 import sys
 import tempfile
 from pathlib import Path

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess  # nosec B404 - peers and debootstrap run with argument lists
+import subprocess  # nosec B404 # peers and debootstrap run with argument lists
 import sys
 import time
 from pathlib import Path

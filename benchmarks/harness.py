@@ -11,7 +11,7 @@ import json
 import os
 import platform
 import statistics
-import subprocess  # nosec B404 - benchmarks run peer tools with argument lists
+import subprocess  # nosec B404 # benchmarks run peer tools with argument lists
 import sys
 import time
 from dataclasses import dataclass, field

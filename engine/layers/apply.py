@@ -374,7 +374,7 @@ class _Applier:
 
     def _dir_attributes(self, path: str, e: TarEntry | None) -> None:
         if e is None:
-            os.chmod(path, 0o755)  # nosec B103 - a root dir is 0755
+            os.chmod(path, 0o755)  # nosec B103 # a root dir is 0755
             return
         if (e.uid, e.gid) != self.own_ids:
             self._chown(path, e)

@@ -159,7 +159,7 @@ class FsRoot:
             os.mkdir(name, 0o755, dir_fd=fd)
             child = os.open(name, _DIR_FLAGS, dir_fd=fd)
             # Implicit parents get tar's 0755 whatever the umask did to mkdir's mode.
-            os.chmod(proc_path(child), 0o755)  # nosec B103 - a directory mode, not a file's
+            os.chmod(proc_path(child), 0o755)  # nosec B103 # a directory mode, not a file's
             return child
         except OSError as exc:
             if exc.errno not in (errno.ENOTDIR, errno.ELOOP):

@@ -108,7 +108,7 @@ def _format(maps: list[IDMapping]) -> str:
 def write(pid: int, uid_maps: list[IDMapping], gid_maps: list[IDMapping], *, helper: bool) -> None:
     """Give process ``pid`` (just unshared into a new user namespace) its id mappings."""
     if helper:
-        import subprocess  # nosec B404 - newuidmap/newgidmap with argument lists; rootless only
+        import subprocess  # nosec B404 # newuidmap/newgidmap with argument lists; rootless only
 
         for name, maps in (("newuidmap", uid_maps), ("newgidmap", gid_maps)):
             argv = [_helper(name), str(pid)]

@@ -231,7 +231,7 @@ def plan(spec: Spec, mountpoint: str, *, host_network: bool) -> Plan:
         p.add(MountFs("devpts", "/dev/pts", sc.MS_NOSUID | sc.MS_NOEXEC,
                       "newinstance,ptmxmode=0666,mode=0620,gid=5",
                       fallback_data="newinstance,ptmxmode=0666,mode=0620"))
-    p.add(MountFs("tmpfs", "/dev/shm",  # nosec B108 - the container's own /dev/shm, a fresh tmpfs
+    p.add(MountFs("tmpfs", "/dev/shm",  # nosec B108 # the container's own /dev/shm, a fresh tmpfs
                   nosuid_noexec_nodev, "mode=1777,size=65536k"))
     p.add(MountFs("mqueue", "/dev/mqueue", nosuid_noexec_nodev))
 

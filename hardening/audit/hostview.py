@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat as stat_mod
-import subprocess  # nosec B404 - argument lists only, fixed programs (auditctl)
+import subprocess  # nosec B404 # argument lists only, fixed programs (auditctl)
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Mapping, Protocol, Sequence

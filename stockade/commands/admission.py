@@ -24,7 +24,7 @@ from engine.errors import StockadeError, UsageError
 from stockade.context import Context
 
 # Bind every interface by default: the API server reaches the webhook through its Service.
-ALL_INTERFACES = "0.0.0.0"  # nosec B104 - a webhook must be reachable from outside its pod
+ALL_INTERFACES = "0.0.0.0"  # nosec B104 # a webhook must be reachable from outside its pod
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 

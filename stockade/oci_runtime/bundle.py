@@ -43,7 +43,7 @@ RUNTIME_HOOKS = ("prestart", "createRuntime", "poststart", "poststop")  # run by
 PRIVILEGED_ANNOTATION = "io.podman.annotations.privileged"
 # (type, destination) the engine always provides itself.
 STANDARD_MOUNTS = {("proc", "/proc"), ("sysfs", "/sys"), ("tmpfs", "/dev"), ("devpts", "/dev/pts"),
-                   ("mqueue", "/dev/mqueue"), ("tmpfs", "/dev/shm")}  # nosec B108 - container paths
+                   ("mqueue", "/dev/mqueue"), ("tmpfs", "/dev/shm")}  # nosec B108 # container paths
 # The engine's own nodes: the six it binds, and the pty multiplexer and console it makes per container.
 ENGINE_DEVICES = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty", "/dev/ptmx",
                   "/dev/console"}

@@ -118,7 +118,7 @@ def create(g: Globals, req: CreateRequest) -> Started:
             os.mkfifo(fifo, 0o600)
             # The container's user, whoever it is, opens it for writing through the init's O_PATH fd;
             # by path it is unreachable (the directory is root's, 0700).
-            os.chmod(fifo, 0o622)  # nosec B103 - see above
+            os.chmod(fifo, 0o622)  # nosec B103 # see above
             if program:
                 write_atomic(directory / PROGRAM, program, mode=0o600)
                 tr.spec.seccomp_bpf = str(directory / PROGRAM)

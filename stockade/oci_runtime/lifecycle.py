@@ -192,7 +192,7 @@ def ps(g: Globals, cid: str, fmt: str, ps_args: list[str]) -> None:
     if fmt != "table":
         raise ContainerError(f"invalid format option {fmt!r} (table or json)")
     # As runc: the host's ``ps`` output, its header and the container's rows.
-    import subprocess  # nosec B404 - ``ps`` with an argument list
+    import subprocess  # nosec B404 # ``ps`` with an argument list
 
     out = subprocess.run(["ps", *(ps_args or ["-ef"])], capture_output=True, text=True,  # nosec B603 B607
                          check=False).stdout.splitlines()

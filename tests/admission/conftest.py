@@ -8,7 +8,7 @@ The signed image is signed with ``stockade sign --key``, as a release pipeline w
 from __future__ import annotations
 
 import shutil
-import subprocess  # nosec B404 - umoci with argument lists
+import subprocess  # nosec B404 # umoci with argument lists
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator

@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import ssl
-import subprocess  # nosec B404 - runs our own CLI and the repository's certificate script, argument lists
+import subprocess  # nosec B404 # runs our own CLI and the repository's certificate script, argument lists
 import sys
 import threading
 import uuid

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess  # nosec B404 - containerd, ctr and skopeo with argument lists
+import subprocess  # nosec B404 # containerd, ctr and skopeo with argument lists
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

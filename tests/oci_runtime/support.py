@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess  # nosec B404 - the runtime, runc and crun are run with argument lists
+import subprocess  # nosec B404 # the runtime, runc and crun are run with argument lists
 import sys
 import time
 import uuid

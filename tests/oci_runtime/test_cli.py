@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess  # nosec B404 - the runtime with an argument list
+import subprocess  # nosec B404 # the runtime with an argument list
 from pathlib import Path
 
 import jsonschema

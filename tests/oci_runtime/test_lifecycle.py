@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import socket
-import subprocess  # nosec B404 - the runtime and the test shim, argument lists only
+import subprocess  # nosec B404 # the runtime and the test shim, argument lists only
 import sys
 import tempfile
 import threading
@@ -184,7 +184,7 @@ def test_detached_exec_writes_its_pid_file(runtime: Runtime, tmp_path: Path) -> 
     created = runtime.create(bundle, cid)
     runtime.ok("start", cid)
     pid_file, status_file = tmp_path / "exec.pid", tmp_path / "exec.status"
-    shim = subprocess.run(  # nosec B603 - the test shim collects the detached process
+    shim = subprocess.run(  # nosec B603 # the test shim collects the detached process
         [sys.executable, "-m", "tests.oci_runtime.reaper", str(status_file), "--",
          *runtime.argv("exec", "--detach", "--pid-file", pid_file, cid, "sh", "-c", "exit 9")],
         env={**runtime.env(), "PYTHONPATH": str(REPO)}, capture_output=True, timeout=60)

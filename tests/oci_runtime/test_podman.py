@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess  # nosec B404 - podman and skopeo with argument lists
+import subprocess  # nosec B404 # podman and skopeo with argument lists
 from pathlib import Path
 from typing import Any, Iterator
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime
-import subprocess  # nosec B404 - runs the interpreter to observe imports
+import subprocess  # nosec B404 # runs the interpreter to observe imports
 import sys
 from typing import Any, Callable
 

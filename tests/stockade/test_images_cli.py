@@ -11,7 +11,7 @@ import json
 import os
 import pty
 import stat
-import subprocess  # nosec B404 - skopeo and the CLI with argument lists
+import subprocess  # nosec B404 # skopeo and the CLI with argument lists
 import sys
 import tarfile
 from pathlib import Path

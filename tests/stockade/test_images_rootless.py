@@ -7,7 +7,7 @@ import os
 import pwd
 import secrets
 import stat
-import subprocess  # nosec B404 - useradd/userdel and the CLI with argument lists
+import subprocess  # nosec B404 # useradd/userdel and the CLI with argument lists
 import sys
 from pathlib import Path
 from typing import Iterator

@@ -11,7 +11,7 @@ import json
 import os
 import pwd
 import secrets
-import subprocess  # nosec B404 - useradd/userdel with argument lists
+import subprocess  # nosec B404 # useradd/userdel with argument lists
 from pathlib import Path
 from typing import Iterator
 

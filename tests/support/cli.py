@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess  # nosec B404 - runs our own CLI with an argument list
+import subprocess  # nosec B404 # runs our own CLI with an argument list
 import sys
 from pathlib import Path
 

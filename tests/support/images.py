@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess  # nosec B404 - fixture tools run with argument lists
+import subprocess  # nosec B404 # fixture tools run with argument lists
 from pathlib import Path
 
 BUSYBOX = "/bin/busybox"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-import subprocess  # nosec B404 - starts the registry binary with an argument list
+import subprocess  # nosec B404 # starts the registry binary with an argument list
 import time
 import urllib.error
 import urllib.request

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess  # nosec B404 - runs our own CLI in a fresh interpreter, argument lists
+import subprocess  # nosec B404 # runs our own CLI in a fresh interpreter, argument lists
 import sys
 from pathlib import Path
 from typing import Any

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess  # nosec B404 - runs our own CLI with an argument list
+import subprocess  # nosec B404 # runs our own CLI with an argument list
 import sys
 from pathlib import Path
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess  # nosec B404 - runs our own CLI concurrently, argument lists
+import subprocess  # nosec B404 # runs our own CLI concurrently, argument lists
 import sys
 from pathlib import Path
 from typing import Any
@@ -198,7 +198,7 @@ def test_referrers_index_pointing_at_a_missing_manifest(image: tuple[str, str], 
     # listed: what a registry garbage collection or a tampered tag leaves behind.
     missing = sign(ref_text, key_files[0], "--format", "bundle")["location"].rpartition("@")[2]
     req = urllib.request.Request(f"{registry.url}/v2/{ref.repository}/manifests/{missing}", method="DELETE")
-    assert urllib.request.urlopen(req, timeout=10).status == 202  # nosec B310 - loopback registry
+    assert urllib.request.urlopen(req, timeout=10).status == 202  # nosec B310 # loopback registry
     rc, doc = verify(ref_text, "--key", key_files[1])
     assert rc == 1
     assert invalid_reasons(doc) == [f"the referrers index lists {missing}, but the registry has no such manifest "

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 import shutil
-import subprocess  # nosec B404 - runs node with an argument list
+import subprocess  # nosec B404 # runs node with an argument list
 from pathlib import Path
 
 import pytest
@@ -149,5 +149,5 @@ def _get(registry: Registry, path: str) -> bytes:
 
     req = urllib.request.Request(registry.url + path, headers={
         "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"})
-    with urllib.request.urlopen(req, timeout=10) as resp:  # nosec B310 - loopback test registry
+    with urllib.request.urlopen(req, timeout=10) as resp:  # nosec B310 # loopback test registry
         return resp.read()

@@ -15,7 +15,7 @@ DEFAULT_CAPS = frozenset({"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", 
                           "SETUID", "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL",
                           "AUDIT_WRITE"})
 # Host addresses meaning "every interface" in a port binding (compared here, never bound).
-WILDCARD = frozenset({"", "::", "0.0.0.0"})  # nosec B104 - compared with bindings, never bound
+WILDCARD = frozenset({"", "::", "0.0.0.0"})  # nosec B104 # compared with bindings, never bound
 SOCKETS = ("docker.sock", "containerd.sock", "podman.sock", "crio.sock")
 
 

@@ -6,7 +6,7 @@ ignored failures (with the ignore file's reason and expiry) as skipped ones.
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET  # nosec B405 - building a document, never parsing one
+import xml.etree.ElementTree as ET  # nosec B405 # building a document, never parsing one
 
 from hardening.audit.model import DOMAINS, Result, Status
 from hardening.audit.runner import Report

@@ -6,7 +6,7 @@ import io
 import os
 import pwd
 import shutil
-import subprocess  # nosec B404 - useradd/userdel with argument lists
+import subprocess  # nosec B404 # useradd/userdel with argument lists
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess  # nosec B404 - mount/umount with argument lists
+import subprocess  # nosec B404 # mount/umount with argument lists
 from pathlib import Path
 
 import pytest

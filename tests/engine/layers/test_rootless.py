@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess  # nosec B404 - setpriv/unshare with argument lists
+import subprocess  # nosec B404 # setpriv/unshare with argument lists
 import sys
 import tarfile
 from pathlib import Path

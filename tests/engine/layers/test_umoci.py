@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess  # nosec B404 - umoci with argument lists
+import subprocess  # nosec B404 # umoci with argument lists
 from pathlib import Path
 
 from engine.layers import apply_layer

@@ -7,7 +7,7 @@ read what someone else wrote, and read back by skopeo wherever the point is that
 from __future__ import annotations
 
 import json
-import subprocess  # nosec B404 - skopeo with argument lists
+import subprocess  # nosec B404 # skopeo with argument lists
 from pathlib import Path
 from typing import Callable
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-import subprocess  # nosec B404 - openssl for a client certificate
+import subprocess  # nosec B404 # openssl for a client certificate
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path

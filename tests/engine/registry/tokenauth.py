@@ -14,7 +14,7 @@ import datetime
 import json
 import os
 import secrets
-import subprocess  # nosec B404 - starts the registry binary with an argument list
+import subprocess  # nosec B404 # starts the registry binary with an argument list
 import threading
 import time
 import urllib.error

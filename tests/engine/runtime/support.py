@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess  # nosec B404 - builds the probe with gcc, argument list only
+import subprocess  # nosec B404 # builds the probe with gcc, argument list only
 from pathlib import Path
 from typing import Any, Iterator
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess  # nosec B404 - the driver runs with an argument list
+import subprocess  # nosec B404 # the driver runs with an argument list
 import sys
 from pathlib import Path
 from typing import Any

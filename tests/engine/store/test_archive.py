@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess  # nosec B404 - skopeo with argument lists
+import subprocess  # nosec B404 # skopeo with argument lists
 import tarfile
 from pathlib import Path
 

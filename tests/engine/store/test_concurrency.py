@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess  # nosec B404 - the stockade CLI with argument lists
+import subprocess  # nosec B404 # the stockade CLI with argument lists
 import sys
 import time
 from collections import Counter

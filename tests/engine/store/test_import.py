@@ -7,7 +7,7 @@ import bz2
 import gzip
 import io
 import lzma
-import subprocess  # nosec B404 - a Python child with an argument list, to measure its peak memory
+import subprocess  # nosec B404 # a Python child with an argument list, to measure its peak memory
 import sys
 import tarfile
 from pathlib import Path

