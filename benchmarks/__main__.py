@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     failed = 0
+    environment = dict(os.environ)
     for name in wanted:
         module = importlib.import_module(f"benchmarks.{name}")
         try:
@@ -25,6 +27,10 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # noqa: BLE001 - one failing benchmark must not hide the others
             print(f"{name}: FAILED: {exc}", file=sys.stderr)
             failed += 1
+        finally:
+            # Each benchmark starts from the caller's environment, whatever the last one set.
+            os.environ.clear()
+            os.environ.update(environment)
     return 1 if failed else 0
 
 

@@ -212,9 +212,10 @@ def _in_process(policy: Path, work: Path, body: bytes, count: int) -> dict[str, 
     from policies import load_policy
     from stockade.admission import build_service
 
-    os.environ["STOCKADE_CONFIG"] = str(work / "config.toml")
-    service = build_service(load_policy(str(policy)), load_config(), Paths.default(root=work / "root-inproc"),
-                            log_decisions="none")
+    # load_config(FILE), not STOCKADE_CONFIG: benchmarks share one process, and an environment
+    # variable left pointing into this run's (deleted) work directory broke the next benchmark.
+    service = build_service(load_policy(str(policy)), load_config(work / "config.toml"),
+                            Paths.default(root=work / "root-inproc"), log_decisions="none")
     try:
         status, answer = service.validate(body)
         assert status == 200 and b'"allowed":true' in answer, answer

@@ -95,7 +95,7 @@ def main(rounds: int = 9) -> dict[str, object]:
 
     work = Path(tempfile.mkdtemp(prefix="bench-verify-"))
     (work / "empty.toml").write_text("")
-    os.environ.setdefault("STOCKADE_CONFIG", str(work / "empty.toml"))
+    os.environ["STOCKADE_CONFIG"] = str(work / "empty.toml")  # this run's own, whatever ran before
     registry = start_registry(work / "registry")
     try:
         return _run(work, registry.host, rounds)
