@@ -22,6 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from engine.boundedio import parse_json
 from trust.errors import TrustError
 from trust.untrusted import read_bounded
 
@@ -51,10 +52,7 @@ class TrustedRoot:
         """Read and sanity-check a trusted root (media type, JSON shape) without sigstore."""
         path = path or public_good_path()
         data = read_bounded(path, MAX_ROOT_SIZE, "trusted root")
-        try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise TrustError(f"trusted root {path} is not valid JSON: {exc}") from None
+        doc = parse_json(data, what=f"trusted root {path}", error=TrustError)
         if not isinstance(doc, dict):
             raise TrustError(f"trusted root {path} is not a JSON object")
         if doc.get("mediaType") != MEDIA_TYPE:

@@ -12,21 +12,20 @@ import binascii
 import hashlib
 from pathlib import Path
 
+from engine.boundedio import read_bytes
 from trust.errors import SignatureDataError, TrustError
 
 
 def read_bounded(path: Path, limit: int, what: str, error: type[TrustError] = TrustError) -> bytes:
-    """The bytes of ``path`` (``what`` names it in errors), refusing anything above ``limit``."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(limit + 1)
-    except FileNotFoundError:
-        raise error(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise error(f"{what} {path} is a directory") from None
-    if len(data) > limit:
-        raise error(f"{what} {path} is larger than {limit} bytes")
-    return data
+    """The bytes of ``path`` (``what`` names it in errors), refusing anything above ``limit``.
+
+    The two commonest mistakes (a wrong path, a directory) get their own words; the bounded read
+    still refuses cleanly whatever else is wrong, or whatever changed since the look."""
+    if not path.exists():
+        raise error(f"{what} {path} does not exist")
+    if path.is_dir():
+        raise error(f"{what} {path} is a directory")
+    return read_bytes(path, limit, what=f"{what} {path}", error=error)
 
 
 def file_sha256(path: Path, chunk: int = 1024 * 1024) -> bytes:

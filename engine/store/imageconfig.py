@@ -7,9 +7,9 @@ what every unpacked layer is checked against, so it is validated before anything
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Sequence
 
+from engine.boundedio import parse_json
 from engine.reference import ReferenceError, validate_digest
 from engine.registry.errors import VerificationError
 from engine.registry.platform import Platform
@@ -17,10 +17,7 @@ from engine.registry.platform import Platform
 
 def parse_config(raw: bytes, *, where: str) -> dict[str, Any]:
     """Parse an image config; raise VerificationError naming ``where`` if it is malformed."""
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise VerificationError(f"{where}: the image config is not valid JSON ({exc})") from None
+    doc = parse_json(raw, what=f"{where}: the image config", error=VerificationError)
     if not isinstance(doc, dict):
         raise VerificationError(f"{where}: the image config must be a JSON object")
     rootfs = doc.get("rootfs")

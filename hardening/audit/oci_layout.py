@@ -14,12 +14,12 @@ where ``tarfile`` would read whatever size a header declares into memory.
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
+from engine.boundedio import parse_json, read_bytes
 from engine.config import UnpackConfig
 from engine.errors import StockadeError
 from engine.layers import LayerError, UnpackLimits
@@ -148,19 +148,10 @@ class OciLayoutImage:
 
 
 def _read_json(path: Path, digest: str | None = None) -> Any:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_JSON + 1)
-    except FileNotFoundError:
-        raise LayoutError(f"{path} does not exist") from None
-    if len(data) > MAX_JSON:
-        raise LayoutError(f"{path} is larger than {MAX_JSON} bytes")
+    data = read_bytes(path, MAX_JSON, what=str(path), error=LayoutError)
     if digest is not None and "sha256:" + hashlib.sha256(data).hexdigest() != digest:
         raise LayoutError(f"{path} does not match its digest {digest}")
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise LayoutError(f"{path} is not valid JSON: {exc}") from None
+    return parse_json(data, what=str(path), error=LayoutError)
 
 
 def _pick(manifests: list[Mapping[str, Any]], tag: str | None, where: Path) -> Mapping[str, Any]:

@@ -18,12 +18,12 @@ one line naming the file and the entry.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any
 
+from engine.boundedio import load_json
 from engine.errors import StockadeError
 
 DEFAULT_PROFILE = Path(__file__).with_name("default.json")
@@ -58,17 +58,7 @@ def kernel_version(release: str | None = None) -> tuple[int, int]:
 
 def load(path: str | Path) -> tuple[bytes, dict[str, Any]]:
     """Read a profile file: its exact bytes (for the cache key) and the parsed document."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_PROFILE + 1)
-    except OSError as exc:
-        raise ProfileError(f"cannot read seccomp profile {path}: {exc.strerror}") from None
-    if len(raw) > MAX_PROFILE:
-        raise ProfileError(f"seccomp profile {path} is larger than {MAX_PROFILE} bytes")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"seccomp profile {path} is not valid JSON: {exc}") from None
+    raw, doc = load_json(path, MAX_PROFILE, what=f"seccomp profile {path}", error=ProfileError)
     validate(doc, str(path))
     return raw, doc
 

@@ -22,7 +22,6 @@ What the bundle leaves unsaid is decided later by the node policy (``nodepolicy`
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import resource
@@ -30,6 +29,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from engine.boundedio import load_json
 from engine.errors import StockadeError
 from engine.runtime.capabilities import NAMES, NUMBERS, current_bounding, last_cap
 from engine.runtime.process import RLIMITS
@@ -133,17 +133,7 @@ def _abs(value: Any, where: str) -> str:
 def load(bundle: str) -> dict[str, Any]:
     """``<bundle>/config.json`` parsed, with its version checked (major version 1 only)."""
     path = os.path.join(bundle, "config.json")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_CONFIG + 1)
-    except OSError as exc:
-        raise BundleError(f"cannot read {path}: {exc.strerror}") from None
-    if len(raw) > MAX_CONFIG:
-        raise BundleError(f"{path} is larger than {MAX_CONFIG} bytes")
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path} is not valid JSON: {exc}") from None
+    _, doc = load_json(path, MAX_CONFIG, what=path, error=BundleError)
     if not isinstance(doc, dict):
         raise BundleError(f"{path}: the configuration must be a JSON object")
     version = _str(doc.get("ociVersion"), "ociVersion", required=True)

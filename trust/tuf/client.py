@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Protocol
 from urllib.parse import urlsplit
 
+from engine.boundedio import read_bytes
 from trust.tuf.errors import (
     TufDigestMismatchError,
     TufError,
@@ -332,11 +333,4 @@ class _Session:
 
 
 def _read_root(path: Path) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_ROOT_BYTES + 1)
-    except OSError as exc:
-        raise TufRootFileError(f"cannot read --tuf-root {path}: {exc.strerror}") from None
-    if len(data) > MAX_ROOT_BYTES:
-        raise TufRootFileError(f"--tuf-root {path} is larger than {MAX_ROOT_BYTES} bytes")
-    return data
+    return read_bytes(path, MAX_ROOT_BYTES, what=f"--tuf-root {path}", error=TufRootFileError)

@@ -33,6 +33,7 @@ from typing import Iterable, Iterator
 from urllib.parse import quote
 
 from engine.atomicfile import write_atomic
+from engine.boundedio import read_bytes
 from trust.tuf.errors import TufRepositoryError
 from trust.tuf.model import PUBLISH_ORDER, ROOT, SNAPSHOT, TARGETS_ROLES, TIMESTAMP
 
@@ -41,15 +42,6 @@ KEYS_DIR = "keys"
 LOCK_FILE = "lock"
 MAX_METADATA_BYTES = 16 * 1024 * 1024
 _ROOT_FILE = re.compile(r"([1-9][0-9]{0,9})\.root\.json")
-
-
-def read_bounded(path: Path, limit: int = MAX_METADATA_BYTES) -> bytes:
-    """Read a file, refusing one larger than ``limit`` (nothing read from disk is trusted blindly)."""
-    with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise TufRepositoryError(f"{path} is larger than {limit} bytes")
-    return data
 
 
 def versioned_names(role: str, version: int) -> list[str]:
@@ -150,10 +142,10 @@ class RepositoryFiles:
 
     def _read(self, name: str) -> bytes:
         path = self.metadata_dir / name
-        try:
-            return read_bounded(path)
-        except FileNotFoundError:
-            raise TufRepositoryError(f"{path} is missing: the repository is incomplete") from None
+        if not path.exists():  # a clearer diagnosis than ENOENT; the bounded read still fails cleanly
+            raise TufRepositoryError(f"{path} is missing: the repository is incomplete")
+        # Nothing read from disk is trusted blindly: the size is bounded even in one's own repository.
+        return read_bytes(path, MAX_METADATA_BYTES, what=str(path), error=TufRepositoryError)
 
     @staticmethod
     def _field(data: bytes, role: str, name: str) -> dict:  # type: ignore[type-arg]

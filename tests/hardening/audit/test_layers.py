@@ -121,6 +121,14 @@ def test_layout_with_a_wrong_config_digest_is_refused(tmp_path: Path) -> None:
         open_layout(f"{layout}:t")
 
 
+def test_layout_with_a_missing_blob_is_refused_naming_it(tmp_path: Path) -> None:
+    layout = _layout_with(tmp_path, [("etc/passwd", b"root:x:0:0::/:/bin/sh\n", 0o644)])
+    config = next(p for p in (layout / "blobs/sha256").iterdir() if b'"User"' in p.read_bytes())
+    config.unlink()
+    with pytest.raises(LayoutError, match=f"cannot read {config}: No such file or directory"):
+        open_layout(f"{layout}:t")
+
+
 def test_layout_tag_must_exist(tmp_path: Path) -> None:
     layout = _layout_with(tmp_path, [("etc/passwd", b"", 0o644)])
     with pytest.raises(LayoutError, match="no image tagged 'other'"):
