@@ -9,7 +9,8 @@ Conventions every verb follows (README "Exit codes"):
 
 Verb modules live in ``stockade.commands``; each exposes ``register(subparsers)`` and keeps its
 top-level imports light: heavy modules (sigstore, tuf, CEL) are imported inside the handler that needs
-them, so ``stockade run`` of a cached image never pays for them.
+them, so ``stockade run`` of a cached image never pays for them. A command line imports and builds
+only its own verb's module (``VERB_MODULES``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import argparse
 import importlib
 import os
 import sys
-import traceback
 from typing import Callable, Sequence
 
 from stockade import __version__
@@ -52,33 +52,56 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-# Verbs whose start latency is a feature (``run`` above all): only the module that owns them is
-# imported, and only that verb's parser is built (``register_verb(sub, verb)``). ``stockade --help``
-# and every other verb build the full parser.
-FAST_VERBS: dict[str, str] = {verb: "stockade.commands.containers" for verb in (
-    "run", "create", "start", "stop", "restart", "kill", "rm", "ps", "logs", "exec", "top", "wait")}
-FAST_VERBS.update({verb: "stockade.commands.images" for verb in ("pull", "push", "images", "rmi")})
+# Which module registers each top-level verb, so a command line builds only its verb's module's
+# parsers: the full tree (~90 sub-parsers, each help string looked up through gettext) cost ~50 ms of
+# every command. tests/stockade/test_cli.py checks this table against the full tree. A module may
+# also expose ``VERBS = {verb: add(sub, verb)}`` to build one verb alone (``run`` does not pay for
+# the ``container`` group). ``--help``, no verb and an unknown verb build the full tree, so help lists
+# every verb and argparse names the valid choices.
+VERB_MODULES: dict[str, str] = {
+    **dict.fromkeys(("version", "info"), "stockade.commands.system"),
+    **dict.fromkeys(("run", "create", "start", "stop", "restart", "kill", "rm", "ps", "logs", "exec",
+                     "top", "wait", "container"), "stockade.commands.containers"),
+    "volume": "stockade.commands.volumes",
+    **dict.fromkeys(("pull", "push", "images", "rmi", "tag", "history", "save", "load", "import",
+                     "image"), "stockade.commands.images"),
+    **dict.fromkeys(("login", "logout"), "stockade.commands.login"),
+    "inspect": "stockade.commands.inspect",
+    "key": "stockade.commands.keys",
+    **dict.fromkeys(("sign", "attest", "verify", "verify-attestation", "sign-blob", "verify-blob"),
+                    "stockade.commands.signing"),
+    "trust": "stockade.commands.tuf",
+    "audit": "stockade.commands.audit",
+    "policy": "stockade.commands.policy",
+    "admission": "stockade.commands.admission",
+}
 _GLOBAL_WITH_VALUE = ("--root", "--runroot", "--config")
+VERSION_ONLY = ""  # ``build_parser(VERSION_ONLY)``: the global options alone (``stockade --version``)
 
 
-def _fast_verb(argv: Sequence[str]) -> str | None:
-    """``argv``'s verb if it is a fast verb and no global help is asked."""
+def selected_verb(argv: Sequence[str]) -> str | None:
+    """What ``argv`` needs parsed: its verb when it names a known one, ``VERSION_ONLY`` for a global
+    ``--version`` before any verb, None (the full tree) for ``-h``/``--help``, no verb or an unknown
+    one."""
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg in ("-h", "--help", "--version"):
+        if arg in ("-h", "--help"):
             return None
+        if arg == "--version":
+            return VERSION_ONLY
         if arg in _GLOBAL_WITH_VALUE:
             i += 2
             continue
         if arg.startswith("-"):
             i += 1
             continue
-        return arg if arg in FAST_VERBS else None
+        return arg if arg in VERB_MODULES else None
     return None
 
 
 def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``verb``'s module alone, for no verb (``VERSION_ONLY``), or for every verb (None)."""
     parser = _Parser(prog="stockade",
                      description="Run signed container images under enforced hardening.")
     parser.add_argument("--version", action="version", version=f"stockade version {__version__}")
@@ -93,8 +116,15 @@ def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
                              "~/.config/stockade/config.toml; env STOCKADE_CONFIG)")
     parser.add_argument("--debug", action="store_true", help="print a traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    if verb == VERSION_ONLY:
+        return parser
     if verb is not None:
-        importlib.import_module(FAST_VERBS[verb]).register_verb(sub, verb)
+        module = importlib.import_module(VERB_MODULES[verb])
+        add_one = getattr(module, "VERBS", {}).get(verb)
+        if add_one is not None:
+            add_one(sub, verb)
+        else:
+            module.register(sub)
         return parser
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -107,7 +137,7 @@ def _report(message: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(verb=_fast_verb(arguments))
+    parser = build_parser(selected_verb(arguments))
     args = parser.parse_args(arguments)
     handler: Handler | None = getattr(args, "func", None)
     if handler is None:
@@ -127,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # noqa: BLE001 - the one place every error becomes one line
         if args.debug:
+            import traceback
+
             traceback.print_exc()
         if getattr(exc, "user_facing", False):
             _report(str(exc))

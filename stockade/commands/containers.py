@@ -622,15 +622,11 @@ def _add_wait(sub: Parsers, name: str) -> None:
     p.set_defaults(func=cmd_wait)
 
 
-# Top-level verb -> the function that registers it (``register_verb`` builds just one: the CLI's
-# fast path for ``run`` and friends; ``register`` builds them all, plus the ``container`` group).
+# Top-level verb -> the function that registers it (the CLI builds just the one it runs: ``run``
+# does not pay for the ``container`` group; ``register`` builds them all, plus that group).
 VERBS = {"run": _add_run, "create": _add_create, "start": _add_stop_like, "stop": _add_stop_like,
          "restart": _add_stop_like, "kill": _add_kill, "rm": _add_rm, "ps": _add_ps, "logs": _add_logs,
          "exec": _add_exec, "top": _add_top, "wait": _add_wait}
-
-
-def register_verb(sub: Parsers, verb: str) -> None:
-    VERBS[verb](sub, verb)
 
 
 def register(sub: Parsers) -> None:

@@ -527,17 +527,13 @@ def _add_import(sub: Any, name: str) -> None:
     p.set_defaults(func=cmd_import)
 
 
-# The top-level verbs and how each is added; ``register_verb`` builds one alone (the CLI's fast path:
-# building every verb's parser costs ~60 ms, a tenth of pulling a 256 MiB image).
+# The top-level verbs and how each is added; the CLI builds only the one it runs (building every
+# verb's parser cost ~60 ms, a tenth of pulling a 256 MiB image).
 VERBS = {
     "pull": _add_pull, "push": _add_push, "images": lambda sub, verb: _add_images(sub, verb, []),
     "rmi": lambda sub, verb: _add_rmi(sub, verb, []), "tag": _add_tag, "history": _add_history,
     "save": _add_save, "load": _add_load, "import": _add_import,
 }
-
-
-def register_verb(sub: argparse._SubParsersAction, verb: str) -> None:  # type: ignore[type-arg]
-    VERBS[verb](sub, verb)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
