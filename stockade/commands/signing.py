@@ -10,6 +10,7 @@ and verification (CI)").
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -164,10 +165,11 @@ def _requirements(ctx: Context, *, tuf: bool = False) -> Requirements:
     )
 
 
-def _client(ctx: Context) -> Any:
+def _client(ctx: Context) -> contextlib.closing[Any]:
+    """A registry client for a ``with`` block: its connections close however the block ends."""
     from engine.registry import RegistryClient
 
-    return RegistryClient(ctx.config, ctx.paths)
+    return contextlib.closing(RegistryClient(ctx.config, ctx.paths))
 
 
 def _reference(text: str) -> Any:
@@ -210,12 +212,9 @@ def cmd_sign(ctx: Context) -> int:
     if annotations and ctx.args.sig_format == "bundle":
         raise UsageError("-a annotations go into the legacy payload; --format bundle has none")
     key = _load_key(ctx)
-    client = _client(ctx)
-    try:
+    with _client(ctx) as client:
         signed = sign_image(client, ref, key, fmt=ctx.args.sig_format, annotations=annotations,
                             platform=ctx.args.platform)
-    finally:
-        client.close()
     return _report_signed(ctx, ref, signed, "Signed")
 
 
@@ -230,12 +229,9 @@ def cmd_attest(ctx: Context) -> int:
     except ValueError as exc:
         raise UsageError(f"predicate {ctx.args.predicate} is not JSON: {exc}") from None
     key = _load_key(ctx)
-    client = _client(ctx)
-    try:
+    with _client(ctx) as client:
         signed = attest_image(client, ref, key, ctx.args.predicate_type, predicate,
                               fmt=ctx.args.sig_format, platform=ctx.args.platform)
-    finally:
-        client.close()
     return _report_signed(ctx, ref, signed, "Attested")
 
 
@@ -246,12 +242,9 @@ def _verify(ctx: Context, predicate_type: str | None) -> Verdict:
     ref = _reference(ctx.args.image)
     requirements = _requirements(ctx, tuf=predicate_type is None)
     cache = None if ctx.args.no_cache else VerificationCache.for_paths(ctx.paths.cache)
-    client = _client(ctx)
-    try:
+    with _client(ctx) as client:
         return verify_image(client, ref, requirements, platform=ctx.args.platform, scope=ctx.args.scope,
                             predicate_type=predicate_type, cache=cache)
-    finally:
-        client.close()
 
 
 def _signature_line(s: SignatureResult) -> str:
@@ -283,8 +276,8 @@ def _print_verdict(verdict: Verdict) -> None:
             print("    (no signatures found)")
 
 
-def cmd_verify(ctx: Context) -> int:
-    verdict = _verify(ctx, None)
+def _show_verdict(ctx: Context, verdict: Verdict) -> int:
+    """The verdict as ``-o`` asks; the exit code says whether it verified."""
     if ctx.output == "json":
         print_json(verdict.to_json())
     else:
@@ -292,17 +285,19 @@ def cmd_verify(ctx: Context) -> int:
     return 0 if verdict.ok else 1
 
 
+def cmd_verify(ctx: Context) -> int:
+    return _show_verdict(ctx, _verify(ctx, None))
+
+
 def cmd_verify_attestation(ctx: Context) -> int:
     verdict = _verify(ctx, ctx.args.predicate_type)
-    if ctx.output == "json":
-        print_json(verdict.to_json())
-        return 0 if verdict.ok else 1
-    _print_verdict(verdict)
-    for target in verdict.targets:
-        for s in target.signatures:
-            if s.ok and s.statement is not None:
-                print(json.dumps(s.statement, indent=2))
-    return 0 if verdict.ok else 1
+    status = _show_verdict(ctx, verdict)
+    if ctx.output != "json":  # the verified statements follow the verdict (JSON output holds them)
+        for target in verdict.targets:
+            for s in target.signatures:
+                if s.ok and s.statement is not None:
+                    print(json.dumps(s.statement, indent=2))
+    return status
 
 
 def cmd_sign_blob(ctx: Context) -> int:
