@@ -13,14 +13,11 @@ module imports neither sigstore nor tuf, nor anything that does; a hit is a file
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.atomicfile import write_atomic
+from engine.cachefiles import content_key, read_entry, write_entry
 
 from trust.verdict import Verdict
 
@@ -39,26 +36,22 @@ class VerificationCache:
         return cls(cache_root / "verify")
 
     def key(self, digest: str, parts: dict[str, Any]) -> str:
-        doc = json.dumps({"format": FORMAT, "digest": digest, **parts}, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(doc.encode()).hexdigest()
+        return content_key({"format": FORMAT, "digest": digest, **parts})
 
     def _path(self, digest: str, parts: dict[str, Any]) -> Path:
         return self.directory / f"{self.key(digest, parts)}.json"
 
     def get(self, digest: str, parts: dict[str, Any]) -> Verdict | None:
         """The cached positive verdict, or None (missing, expired, unreadable or malformed)."""
-        path = self._path(digest, parts)
-        try:
-            doc = json.loads(path.read_bytes())
-            if doc.get("format") != FORMAT or doc.get("digest") != digest:
-                return None
-            if float(doc["expires"]) <= self.clock():
-                path.unlink(missing_ok=True)
-                return None
-            verdict = Verdict.from_json(doc["verdict"])
-        except (OSError, ValueError, KeyError, TypeError):
+        entry = read_entry(self._path(digest, parts), expect={"format": FORMAT, "digest": digest},
+                           now=self.clock())
+        if entry is None:
             return None
-        verdict.expires = float(doc["expires"])
+        try:
+            verdict = Verdict.from_json(entry["verdict"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        verdict.expires = float(entry["expires"])
         return verdict
 
     def put(self, digest: str, parts: dict[str, Any], verdict: Verdict) -> None:
@@ -66,11 +59,5 @@ class VerificationCache:
         (the cache only saves time)."""
         if not verdict.ok or verdict.expires is None or verdict.expires <= self.clock():
             return
-        doc = {"format": FORMAT, "digest": digest, "expires": verdict.expires, "stored": self.clock(),
-               "verdict": verdict.to_json()}
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.directory, 0o700)
-            write_atomic(self._path(digest, parts), json.dumps(doc).encode(), mode=0o600)
-        except OSError:
-            return
+        write_entry(self._path(digest, parts), {"format": FORMAT, "digest": digest, "expires": verdict.expires,
+                                                "stored": self.clock(), "verdict": verdict.to_json()})
