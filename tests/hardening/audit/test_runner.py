@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import ConfigError
-from hardening.audit.ignore import load_ignore_file
+from hardening.audit.ignore import IgnoreEntry, load_ignore_file
 from hardening.audit.model import Severity, Status
 from hardening.audit.registry import IMPLS, load_registry
 from hardening.audit.runner import SCOPES, run_audit
@@ -98,16 +98,17 @@ def test_score_weights_by_severity(world: World) -> None:
     assert report.score() == 9.1  # 1 (CTR-017, low) / 11
 
 
-def _ignore(tmp_path: Path, text: str) -> Path:
+def _load_ignores(tmp_path: Path, text: str, known_ids: list[str] | None = None) -> list[IgnoreEntry]:
+    """``text`` written as an ignore file and loaded (against every registered check by default)."""
     path = tmp_path / "ignore.toml"
     path.write_text(text)
-    return path
+    return load_ignore_file(path, [c.id for c in REG.checks] if known_ids is None else known_ids)
 
 
 def test_ignore_entries_suppress_until_they_expire(world: World, tmp_path: Path) -> None:
     FIXTURES["HOST-017"].fail(world)
     FIXTURES["HOST-020"].fail(world)
-    entries = load_ignore_file(_ignore(tmp_path, """
+    entries = _load_ignores(tmp_path, """
 [[ignore]]
 check = "HOST-017"
 target = "host:fix*"
@@ -118,7 +119,7 @@ expires = 2026-12-31
 check = "HOST-02"
 reason = "old exception"
 expires = "2026-01-01"
-"""), [c.id for c in REG.checks])
+""")
     report = run_audit(world.view(), REG.select(["host"]), fail_on=Severity.LOW, ignores=entries)
     by_id = {r.check.id: r for r in report.results}
     assert by_id["HOST-017"].status is Status.FAIL and by_id["HOST-017"].suppression is not None
@@ -129,13 +130,13 @@ expires = "2026-01-01"
 
 def test_ignore_target_glob_must_match(world: World, tmp_path: Path) -> None:
     FIXTURES["CTR-015"].fail(world)
-    entries = load_ignore_file(_ignore(tmp_path, """
+    entries = _load_ignores(tmp_path, """
 [[ignore]]
 check = "CTR-015"
 target = "container:other-*"
 reason = "only the batch containers"
 expires = 2030-01-01
-"""), [c.id for c in REG.checks])
+""")
     report = run_audit(world.view(), REG.select(["containers"], include=["CTR-015"]), ignores=entries)
     assert report.results[0].suppression is None
 
@@ -151,14 +152,14 @@ expires = 2030-01-01
 ])
 def test_malformed_ignore_files_are_configuration_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
-        load_ignore_file(_ignore(tmp_path, text), [c.id for c in REG.checks])
+        _load_ignores(tmp_path, text)
     assert info.value.exit_code == 2
     assert str(tmp_path / "ignore.toml") in str(info.value)
 
 
 def test_ignore_dates_compare_as_dates(tmp_path: Path) -> None:
-    entries = load_ignore_file(_ignore(tmp_path, '[[ignore]]\ncheck = "CTR"\nreason = "r"\n'
-                                                 'expires = 2030-01-01T00:00:00Z\n'), ["CTR-001"])
+    entries = _load_ignores(tmp_path, '[[ignore]]\ncheck = "CTR"\nreason = "r"\nexpires = 2030-01-01T00:00:00Z\n',
+                            ["CTR-001"])
     assert entries[0].expires == date(2030, 1, 1)
 
 
