@@ -54,6 +54,35 @@ def hardened_container(**overrides: Any) -> dict[str, Any]:
     return c
 
 
+# A pod spec that satisfies ``restricted`` (pod- and container-level securityContext both set).
+COMPLIANT_POD_SPEC = """
+securityContext:
+  runAsNonRoot: true
+  runAsUser: 1000
+  seccompProfile: {type: RuntimeDefault}
+containers:
+  - name: app
+    image: registry.example.com/org/app:1.0
+    securityContext:
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: {drop: [ALL]}
+"""
+
+
+def compliant_workload(kind: str, name: str = "w") -> str:
+    """A Kubernetes manifest of ``kind`` (Pod, CronJob, or another pod-template workload) around
+    ``COMPLIANT_POD_SPEC``, indented where that kind keeps its pod spec."""
+    spec = textwrap.indent(COMPLIANT_POD_SPEC.strip(), " " * {"Pod": 2, "CronJob": 10}.get(kind, 6))
+    if kind == "Pod":
+        return f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n{spec}\n"
+    if kind == "CronJob":
+        return (f"apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: {name}}}\nspec:\n  schedule: '* * * * *'\n"
+                f"  jobTemplate:\n    spec:\n      template:\n        spec:\n{spec}\n")
+    return (f"apiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: prod}}\nspec:\n"
+            f"  template:\n    spec:\n{spec}\n")
+
+
 def document(reference: str = "registry.example.com/org/app:1.0", **container: Any) -> dict[str, Any]:
     return {"image": {"reference": reference, "digest": "sha256:" + "a" * 64, "config": {"User": "1000"}},
             "container": hardened_container(**container)}

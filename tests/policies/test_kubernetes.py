@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 import pytest
@@ -10,37 +9,13 @@ import yaml
 
 from policies import PolicyLoadError, builtin_policy, evaluate
 from policies.kubernetes import documents_from_manifests, memory_bytes
-from tests.policies.conftest import rules
+from tests.policies.conftest import compliant_workload, rules
 from tests.policies.malformed import ACCEPTED, names_field, variants
-
-POD_SPEC = """
-securityContext:
-  runAsNonRoot: true
-  runAsUser: 1000
-  seccompProfile: {type: RuntimeDefault}
-containers:
-  - name: app
-    image: registry.example.com/org/app:1.0
-    securityContext:
-      allowPrivilegeEscalation: false
-      readOnlyRootFilesystem: true
-      capabilities: {drop: [ALL]}
-"""
-
-
-def wrap(kind: str) -> str:
-    spec = textwrap.indent(POD_SPEC.strip(), " " * {"Pod": 2, "CronJob": 10}.get(kind, 6))
-    if kind == "Pod":
-        return f"apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n{spec}\n"
-    if kind == "CronJob":
-        return (f"apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: c}}\nspec:\n  schedule: '* * * * *'\n"
-                f"  jobTemplate:\n    spec:\n      template:\n        spec:\n{spec}\n")
-    return f"apiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: w, namespace: prod}}\nspec:\n  template:\n    spec:\n{spec}\n"
 
 
 @pytest.mark.parametrize("kind", ["Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"])
 def test_each_workload_kind_yields_its_container(kind: str) -> None:
-    (loc,), skipped = documents_from_manifests(wrap(kind), f"{kind}.yaml")
+    (loc,), skipped = documents_from_manifests(compliant_workload(kind), f"{kind}.yaml")
     assert skipped == [] and loc.document["context"]["object"]["kind"] == kind
     c = loc.document["container"]
     assert c["user"] == {"uid": 1000, "gid": None} and c["seccomp"] == {"type": "RuntimeDefault"}
@@ -48,7 +23,8 @@ def test_each_workload_kind_yields_its_container(kind: str) -> None:
 
 
 def test_multi_document_files_with_other_kinds_and_empty_documents() -> None:
-    text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\n---\n" + wrap("Pod") + "---\n" + wrap("Job")
+    text = ("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\n---\n" + compliant_workload("Pod") + "---\n"
+            + compliant_workload("Job"))
     docs, skipped = documents_from_manifests(text, "all.yaml")
     assert [d.document["context"]["object"]["kind"] for d in docs] == ["Pod", "Job"]
     assert skipped == ["document 1: kind Service has no containers"]

@@ -11,23 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.policies.conftest import make_key
+from tests.policies.conftest import compliant_workload, make_key
 from tests.support.cli import stockade
-
-GOOD_POD = """
-apiVersion: v1
-kind: Pod
-metadata: {name: good}
-spec:
-  securityContext: {runAsNonRoot: true, runAsUser: 1000, seccompProfile: {type: RuntimeDefault}}
-  containers:
-    - name: app
-      image: registry.example.com/org/app:1.0
-      securityContext:
-        allowPrivilegeEscalation: false
-        readOnlyRootFilesystem: true
-        capabilities: {drop: [ALL]}
-"""
 
 BAD_DEPLOYMENT = """
 apiVersion: apps/v1
@@ -52,7 +37,7 @@ metadata: {name: web}
 @pytest.fixture
 def manifests(tmp_path: Path) -> dict[str, Path]:
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
-    good.write_text(GOOD_POD.lstrip("\n"))
+    good.write_text(compliant_workload("Pod", name="good"))
     bad.write_text(BAD_DEPLOYMENT.lstrip("\n"))
     return {"good": good, "bad": bad}
 
