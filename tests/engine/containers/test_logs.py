@@ -6,8 +6,17 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Iterable
 
 from engine.containers.logs import PARTIAL_LIMIT, JsonFileWriter, entries, follow, log_files
+
+
+def _write_stdout(path: Path, chunks: Iterable[str], *, max_size: int, max_file: int) -> None:
+    """Each chunk written to stdout through one writer, which is then closed."""
+    w = JsonFileWriter(path, max_size=max_size, max_file=max_file)
+    for chunk in chunks:
+        w.write("stdout", chunk.encode())
+    w.close()
 
 
 def test_lines_streams_and_partials(tmp_path: Path) -> None:
@@ -25,18 +34,13 @@ def test_lines_streams_and_partials(tmp_path: Path) -> None:
 
 
 def test_long_lines_are_split(tmp_path: Path) -> None:
-    w = JsonFileWriter(tmp_path / "l.log", max_size=0, max_file=1)
-    w.write("stdout", b"x" * (PARTIAL_LIMIT * 2 + 5))
-    w.close()
+    _write_stdout(tmp_path / "l.log", ["x" * (PARTIAL_LIMIT * 2 + 5)], max_size=0, max_file=1)
     assert [len(e["log"]) for e in entries(tmp_path / "l.log")] == [PARTIAL_LIMIT, PARTIAL_LIMIT, 5]
 
 
 def test_rotation_keeps_max_file(tmp_path: Path) -> None:
     path = tmp_path / "r.log"
-    w = JsonFileWriter(path, max_size=200, max_file=3)
-    for i in range(100):
-        w.write("stdout", f"line {i}\n".encode())
-    w.close()
+    _write_stdout(path, (f"line {i}\n" for i in range(100)), max_size=200, max_file=3)
     files = log_files(path)
     assert [f.name for f in files] == ["r.log.2", "r.log.1", "r.log"]
     assert all(f.stat().st_size <= 200 for f in files)
@@ -48,10 +52,7 @@ def test_rotation_keeps_max_file(tmp_path: Path) -> None:
 
 def test_single_file_truncates(tmp_path: Path) -> None:
     path = tmp_path / "s.log"
-    w = JsonFileWriter(path, max_size=150, max_file=1)
-    for i in range(20):
-        w.write("stdout", f"{i}\n".encode())
-    w.close()
+    _write_stdout(path, (f"{i}\n" for i in range(20)), max_size=150, max_file=1)
     assert log_files(path) == [path] and path.stat().st_size <= 150
 
 
