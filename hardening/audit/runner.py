@@ -75,6 +75,12 @@ class Report:
         total = passed + failed
         return round(100.0 * passed / total, 1) if total else None
 
+    def by_domain(self) -> list[tuple[str, list[Result]]]:
+        """The results grouped by domain in ``DOMAINS`` order, domains without results left out (the
+        sections of the HTML report, the suites of JUnit)."""
+        groups = [(d, [r for r in self.results if r.check.domain == d]) for d in DOMAINS]
+        return [(d, results) for d, results in groups if results]
+
     def gating(self) -> list[Result]:
         """Unsuppressed failures at or above ``--fail-on``."""
         if self.fail_on is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from html import escape
 
-from hardening.audit.model import DOMAINS, Result, Status
+from hardening.audit.model import Result, Status
 from hardening.audit.runner import Report
 
 COLOURS = {"critical": "#7b1fa2", "high": "#c62828", "medium": "#ef6c00", "low": "#f9a825",
@@ -73,10 +73,7 @@ def render(report: Report) -> str:
     status_rows = "".join(f'<tr><td>{k}</td><td class="count" data-status="{k}">{v}</td></tr>'
                           for k, v in counts.items())
     sections = []
-    for domain in DOMAINS:
-        results = [r for r in report.results if r.check.domain == domain]
-        if not results:
-            continue
+    for domain, results in report.by_domain():
         fails = sorted((r for r in results if r.status is Status.FAIL),
                        key=lambda r: (r.suppression is not None, -r.check.severity, r.check.id))
         passed = sum(r.status is Status.PASS for r in results)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET  # nosec B405 # building a document, never parsing one
 
-from hardening.audit.model import DOMAINS, Result, Status
+from hardening.audit.model import Result, Status
 from hardening.audit.runner import Report
 
 
@@ -44,10 +44,7 @@ def _case(suite: ET.Element, r: Result) -> str:
 def render(report: Report) -> str:
     root = ET.Element("testsuites", {"name": "stockade audit"})
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for domain in DOMAINS:
-        results = [r for r in report.results if r.check.domain == domain]
-        if not results:
-            continue
+    for domain, results in report.by_domain():
         suite = ET.SubElement(root, "testsuite", {"name": f"stockade.audit.{domain}"})
         counts = {"tests": len(results), "failures": 0, "errors": 0, "skipped": 0}
         for r in results:
