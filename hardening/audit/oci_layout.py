@@ -154,7 +154,26 @@ def _read_json(path: Path, digest: str | None = None) -> Any:
     return parse_json(data, what=str(path), error=LayoutError)
 
 
-def _pick(manifests: list[Mapping[str, Any]], tag: str | None, where: Path) -> Mapping[str, Any]:
+def _read_object(path: Path, digest: str | None = None) -> dict[str, Any]:
+    """A layout document that must be a JSON object (index, manifest, config)."""
+    doc = _read_json(path, digest)
+    if not isinstance(doc, dict):
+        raise LayoutError(f"{path}: expected a JSON object, found {type(doc).__name__}")
+    return doc
+
+
+def _descriptors(doc: Mapping[str, Any], key: str, where: object) -> list[dict[str, Any]]:
+    """``doc[key]`` as a list of descriptor objects whose optional maps are maps: a hostile layout
+    must fail as bad input (one line naming it), never as an AttributeError."""
+    items = doc.get(key) or []
+    if not isinstance(items, list) or not all(
+            isinstance(i, dict) and all(isinstance(i.get(k) or {}, dict) for k in ("annotations", "platform"))
+            for i in items):
+        raise LayoutError(f"{where}: {key} must be a list of descriptor objects")
+    return items
+
+
+def _pick(manifests: list[dict[str, Any]], tag: str | None, where: Path) -> Mapping[str, Any]:
     if tag is not None:
         named = [m for m in manifests
                  if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == tag]
@@ -173,23 +192,25 @@ def open_layout(spec: str, limits: UnpackLimits | None = None) -> OciLayoutImage
     layout = Path(directory)
     if not (layout / "oci-layout").is_file():
         raise LayoutError(f"{layout} is not an OCI image layout (no oci-layout file)")
-    index = _read_json(layout / "index.json")
-    desc = _pick(list(index.get("manifests") or []), tag or None, layout)
+    index = _read_object(layout / "index.json")
+    desc = _pick(_descriptors(index, "manifests", layout / "index.json"), tag or None, layout)
     image = OciLayoutImage(layout, "", None, (), {}, [], limits or UnpackLimits.from_config(UnpackConfig()))
-    manifest = _read_json(image._blob_path(str(desc.get("digest"))), str(desc.get("digest")))
+    manifest = _read_object(image._blob_path(str(desc.get("digest"))), str(desc.get("digest")))
     if desc.get("mediaType") in INDEX_TYPES or manifest.get("mediaType") in INDEX_TYPES:
-        children = [m for m in manifest.get("manifests") or []
+        children = [m for m in _descriptors(manifest, "manifests", desc.get("digest"))
                     if (m.get("platform") or {}).get("architecture") in (None, "amd64")]
         if not children:
             raise LayoutError(f"{layout}: index {desc.get('digest')} has no linux/amd64 image")
         desc = children[0]
-        manifest = _read_json(image._blob_path(str(desc.get("digest"))), str(desc.get("digest")))
+        manifest = _read_object(image._blob_path(str(desc.get("digest"))), str(desc.get("digest")))
     config_desc = manifest.get("config") or {}
-    config = _read_json(image._blob_path(str(config_desc.get("digest"))),
-                        str(config_desc.get("digest")))
+    if not isinstance(config_desc, dict):
+        raise LayoutError(f"{layout}: manifest {desc.get('digest')}: config must be a descriptor object")
+    config = _read_object(image._blob_path(str(config_desc.get("digest"))),
+                          str(config_desc.get("digest")))
     image.id = str(config_desc.get("digest"))
     image.digest = str(desc.get("digest"))
     image.tags = (f"oci:{layout}:{tag}",) if tag else (f"oci:{layout}",)
     image.config = config
-    image.layer_descs = list(manifest.get("layers") or [])
+    image.layer_descs = _descriptors(manifest, "layers", desc.get("digest"))
     return image.load()

@@ -129,6 +129,23 @@ def test_layout_with_a_missing_blob_is_refused_naming_it(tmp_path: Path) -> None
         open_layout(f"{layout}:t")
 
 
+@pytest.mark.parametrize("index", [
+    [],                                                     # not an object
+    {"manifests": "sha256:abc"},                            # not a list
+    {"manifests": [1]},                                     # not descriptors
+    {"manifests": [{"digest": "sha256:" + "0" * 64, "annotations": ["t"]}]},
+    {"manifests": [{"digest": "sha256:" + "0" * 64, "platform": "linux/amd64"}]},
+])
+def test_a_layout_index_of_the_wrong_shape_is_bad_input(tmp_path: Path, index: object) -> None:
+    """A hostile index.json fails as one LayoutError naming the file, never as an AttributeError."""
+    import json
+
+    layout = _layout_with(tmp_path, [("etc/passwd", b"", 0o644)])
+    (layout / "index.json").write_text(json.dumps(index))
+    with pytest.raises(LayoutError, match="index.json"):
+        open_layout(f"{layout}:t")
+
+
 def test_layout_tag_must_exist(tmp_path: Path) -> None:
     layout = _layout_with(tmp_path, [("etc/passwd", b"", 0o644)])
     with pytest.raises(LayoutError, match="no image tagged 'other'"):
