@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomicfile import write_atomic
+from engine.boundedio import parse_json, read_bytes
 from engine.registry.errors import AuthError
 
 DOCKER_HUB = "docker.io"
@@ -74,19 +75,12 @@ def default_auth_file(config_dir: Path) -> Path:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_FILE + 1)
-    except FileNotFoundError:
+    """The credentials file as an object; a missing (or empty) file holds no credentials."""
+    what = f"credentials file {path}"
+    if not path.exists():
         return {}
-    except OSError as exc:
-        raise AuthError(f"cannot read credentials file {path}: {exc.strerror}") from None
-    if len(raw) > MAX_FILE:
-        raise AuthError(f"credentials file {path} is larger than {MAX_FILE} bytes")
-    try:
-        doc = json.loads(raw or b"{}")
-    except ValueError as exc:
-        raise AuthError(f"credentials file {path} is not valid JSON: {exc}") from None
+    raw = read_bytes(path, MAX_FILE, what=what, error=AuthError)
+    doc = parse_json(raw or b"{}", what=what, error=AuthError)
     if not isinstance(doc, dict):
         raise AuthError(f"credentials file {path}: expected a JSON object")
     return doc

@@ -218,16 +218,19 @@ def cmd_sign(ctx: Context) -> int:
     return _report_signed(ctx, ref, signed, "Signed")
 
 
+MAX_PREDICATE = 16 * 1024 * 1024
+
+
 def cmd_attest(ctx: Context) -> int:
     from trust.sign import attest_image
 
+    from engine.boundedio import load_json
+
     ref = _reference(ctx.args.image)
-    try:
-        predicate = json.loads(Path(ctx.args.predicate).read_bytes())
-    except OSError as exc:
-        raise UsageError(f"cannot read predicate {ctx.args.predicate}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise UsageError(f"predicate {ctx.args.predicate} is not JSON: {exc}") from None
+    # Bounded like every file we read: a predicate ends up inside one registry layer, and an SBOM or
+    # provenance document is kilobytes to a few megabytes.
+    _, predicate = load_json(ctx.args.predicate, MAX_PREDICATE, what=f"predicate {ctx.args.predicate}",
+                             error=UsageError)
     key = _load_key(ctx)
     with _client(ctx) as client:
         signed = attest_image(client, ref, key, ctx.args.predicate_type, predicate,

@@ -393,6 +393,22 @@ def test_attest_and_verify_attestation(image: tuple[str, str], key_files: tuple[
     assert verify(ref, "--key", pub)[0] == 1
 
 
+@pytest.mark.parametrize("content,message", [
+    (b"{" * 8 + b" " * (16 * 1024 * 1024), "is larger than 16777216 bytes"),
+    (b"{not json", "is not valid JSON"),
+])
+def test_attest_refuses_an_oversized_or_malformed_predicate(image: tuple[str, str], key_files: tuple[Path, Path],
+                                                            tmp_path: Path, content: bytes, message: str) -> None:
+    ref, _ = image
+    predicate = tmp_path / "predicate.json"
+    predicate.write_bytes(content)
+    r = stockade("attest", "--key", key_files[0], "--type", "https://slsa.dev/provenance/v1", "--predicate",
+                 predicate, ref, env=PW)
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"stockade: error: predicate {predicate} {message}")
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 EMPTY_CONFIG = b'{"architecture":"","created":"0001-01-01T00:00:00Z","os":"","rootfs":{"type":"layers","diff_ids":null},"config":{}}'
 
 
