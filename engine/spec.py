@@ -25,15 +25,15 @@ A spec is saved with the container (``config.json`` in its state directory) and 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
-from typing import Any, get_args, get_type_hints
+from typing import Any
+
+from engine.records import Record, asdict, field
 
 # Namespace names as in the OCI spec (linux.namespaces[].type).
 NAMESPACES = ("user", "pid", "network", "ipc", "uts", "mount", "cgroup")
 
 
-@dataclass
-class CapabilitySets:
+class CapabilitySets(Record):
     """The five capability sets of the container process, as ``CAP_*`` names."""
 
     bounding: list[str] = field(default_factory=list)
@@ -43,15 +43,13 @@ class CapabilitySets:
     ambient: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Rlimit:
+class Rlimit(Record):
     type: str  # RLIMIT_NOFILE, ...
     soft: int
     hard: int
 
 
-@dataclass
-class Process:
+class Process(Record):
     args: list[str]
     env: list[str] = field(default_factory=list)
     cwd: str = "/"
@@ -67,16 +65,14 @@ class Process:
     umask: int = 0o022  # OCI process.user.umask
 
 
-@dataclass
-class Mount:
+class Mount(Record):
     destination: str
     type: str  # bind | tmpfs
     source: str = ""
     options: list[str] = field(default_factory=list)  # ro, rw, nosuid, noexec, size=…, mode=…
 
 
-@dataclass
-class Root:
+class Root(Record):
     """The root filesystem: overlay over ``layers`` (bottom to top) or the directory ``path``."""
 
     layers: list[str] = field(default_factory=list)
@@ -87,23 +83,20 @@ class Root:
     userxattr: bool = False  # overlay in a user namespace stores whiteouts in user.* xattrs
 
 
-@dataclass
-class IDMapping:
+class IDMapping(Record):
     container_id: int
     host_id: int
     size: int
 
 
-@dataclass
-class Resources:
+class Resources(Record):
     memory: int | None = None  # bytes
     pids: int | None = None
     cpu_quota: int | None = None  # microseconds per period
     cpu_period: int | None = None
 
 
-@dataclass
-class Hook:
+class Hook(Record):
     """One OCI hook: a program run with the container's state as JSON on its stdin."""
 
     path: str
@@ -112,16 +105,14 @@ class Hook:
     timeout: int | None = None  # seconds
 
 
-@dataclass
-class Hooks:
+class Hooks(Record):
     """The OCI hooks run inside the container's namespaces, by its init (see the module docstring)."""
 
     create_container: list[Hook] = field(default_factory=list)  # path resolved on the host
     start_container: list[Hook] = field(default_factory=list)  # path resolved in the container
 
 
-@dataclass
-class Spec:
+class Spec(Record):
     process: Process
     root: Root
     hostname: str = ""
@@ -153,21 +144,23 @@ class Spec:
         return _build(cls, json.loads(text))
 
 
-def _build(cls: Any, data: Any) -> Any:
-    """Rebuild a dataclass tree from its ``asdict`` form (unknown keys are ignored)."""
-    hints = get_type_hints(cls)
+def _build(cls: type[Record], data: dict[str, Any]) -> Any:
+    """Rebuild a record tree from its ``to_json`` form (unknown keys are ignored, missing ones take
+    their defaults). A field annotated with one of this module's records, or a list of them, is
+    rebuilt as such."""
+    annotations = cls.__annotations__
     kwargs = {}
-    for f in fields(cls):
+    for f in cls.__record_fields__:
         if f.name not in data:
             continue
-        kwargs[f.name] = _value(hints[f.name], data[f.name])
+        value, annotation = data[f.name], annotations[f.name]
+        if annotation in _RECORDS:
+            value = _build(_RECORDS[annotation], value)
+        elif annotation.startswith("list[") and annotation[5:-1] in _RECORDS:
+            value = [_build(_RECORDS[annotation[5:-1]], v) for v in value]
+        kwargs[f.name] = value
     return cls(**kwargs)
 
 
-def _value(hint: Any, value: Any) -> Any:
-    if is_dataclass(hint):
-        return _build(hint, value)
-    args = get_args(hint)
-    if getattr(hint, "__origin__", None) is list and args and is_dataclass(args[0]):
-        return [_build(args[0], v) for v in value]
-    return value
+_RECORDS: dict[str, type[Record]] = {c.__name__: c for c in (CapabilitySets, Rlimit, Process, Mount, Root,
+                                                               IDMapping, Resources, Hook, Hooks, Spec)}

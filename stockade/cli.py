@@ -16,6 +16,7 @@ only its own verb's module (``VERB_MODULES``).
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import sys
@@ -136,7 +137,22 @@ def _report(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = list(sys.argv[1:] if argv is None else argv)
+    """Run the command line ``argv`` and return its exit code.
+
+    Without ``argv`` this is the process's entry point (the console script, ``python -m stockade``)
+    and reads ``sys.argv``. Then, once the verb is done, the objects still alive are moved out of
+    the garbage collector's reach (``gc.freeze``): the interpreter's exit no longer walks them all
+    looking for cycles in memory the kernel is about to reclaim (~8 ms of a warm ``run``). Exit still
+    releases them by reference count (files are flushed and closed); only cyclic garbage is left to
+    the kernel."""
+    if argv is not None:
+        return _main(list(argv))
+    code = _main(sys.argv[1:])
+    gc.freeze()
+    return code
+
+
+def _main(arguments: list[str]) -> int:
     parser = build_parser(selected_verb(arguments))
     args = parser.parse_args(arguments)
     handler: Handler | None = getattr(args, "func", None)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
 from functools import cached_property
 
 from engine.config import Config, Paths, load_config
+from engine.records import Record
 
 
-@dataclass
-class Context:
+class Context(Record):
     """Per-invocation state. Configuration is read once, on first use, so ``--version`` and
     ``--help`` work even when a configuration file is broken."""
 

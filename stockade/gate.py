@@ -24,14 +24,13 @@ policy without image rules (no registries, signatures or custom rules) admits th
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from engine.errors import StockadeError
+from engine.records import Record, field, replace
 from hardening.defaults import Hardening, decide
 from policies.runflags import user_fact
 from stockade.gatecache import file_sha256
@@ -57,8 +56,7 @@ class GateError(StockadeError):
     exit_code = 125
 
 
-@dataclass
-class Admitted:
+class Admitted(Record):
     """What the gate lets run: the request with the policy's values filled in, and its hardening."""
 
     request: RunRequest
@@ -68,8 +66,7 @@ class Admitted:
     cached: bool = False
 
 
-@dataclass
-class Subject:
+class Subject(Record):
     """The image as the gate judges it: the name the policy matches, the digest that will run."""
 
     reference: str  # as the user wrote it, or the image's first tag when run by ID
@@ -161,7 +158,7 @@ def effective(req: RunRequest, container: Mapping[str, Any], ctx: Context) -> tu
     """The request with the hardened document's settings, and the hardening the engine applies."""
     from hardening.capabilities import normalized
 
-    o = dataclasses.replace(req.options)
+    o = replace(req.options)
     user = container.get("user") or {}
     if o.user is None and user.get("uid") is not None:
         o.user = f"{user['uid']}:{user['gid']}" if user.get("gid") is not None else str(user["uid"])
@@ -182,7 +179,7 @@ def effective(req: RunRequest, container: Mapping[str, Any], ctx: Context) -> tu
     elif fact.get("type") == "Unconfined":
         seccomp = "unconfined"
     nnp = container.get("noNewPrivileges")
-    out = dataclasses.replace(req, options=o, seccomp=seccomp,
+    out = replace(req, options=o, seccomp=seccomp,
                               no_new_privileges=req.no_new_privileges if nnp is None else nnp)
     hardening = decide(ctx.config.containers, cap_add=o.cap_add, cap_drop=o.cap_drop, privileged=o.privileged,
                        seccomp=out.seccomp, no_new_privileges=out.no_new_privileges)
@@ -240,8 +237,7 @@ def _registry_config(ctx: Context, ref: Any, digest: str) -> dict[str, Any]:
 
 # --- the decision ---------------------------------------------------------------------------------
 
-@dataclass
-class Judgement:
+class Judgement(Record):
     """Everything the gate established: for ``run`` and for ``policy explain``."""
 
     policy: Policy

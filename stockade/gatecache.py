@@ -22,7 +22,6 @@ trust.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import os
@@ -52,11 +51,12 @@ def file_sha256(path: str) -> str | None:
 
 
 def policy_identity(name: str) -> dict[str, Any] | None:
-    """What names a policy without loading it: a built-in profile's name, or a file's real path and
-    content hash (None when the file cannot be read: the gate then reports why)."""
-    from policies import profiles
-
-    if name.partition(":")[0] in profiles.NAMES and not os.path.exists(name):
+    """What names a policy without loading it: a file's real path and content hash, else the name as a
+    built-in profile's (None when the file exists but cannot be read: the gate then reports why). A
+    name that is neither never gets an entry: only an allowed decision is stored, and the policy
+    loader refuses an unknown profile name. (Asking ``policies.profiles`` for its names would import
+    ``importlib.resources`` on every run.)"""
+    if not os.path.exists(name):  # resolve_policy's rule: an existing file wins over a profile name
         return {"builtin": name}
     path = os.path.realpath(name)
     digest = file_sha256(path)
@@ -116,6 +116,8 @@ class AdmissionCache:
 
     def end_of_day(self, now: float) -> float:
         """Local midnight after ``now``: exceptions expire by (local) date."""
+        import datetime  # only when an entry is written
+
         today = datetime.datetime.fromtimestamp(now).date()
         return datetime.datetime.combine(today + datetime.timedelta(days=1), datetime.time()).timestamp()
 

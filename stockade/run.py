@@ -23,21 +23,19 @@ that need them.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.containers.create import CreateOptions
 from engine.errors import StockadeError
+from engine.records import Record, field, replace
 from hardening.defaults import Hardening
 from stockade.context import Context
 from stockade.gate import Admitted
 
 
-@dataclass
-class RunRequest:
+class RunRequest(Record):
     """Everything ``run``/``create`` was asked, as parsed from the command line."""
 
     image: str
@@ -52,8 +50,7 @@ class RunRequest:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Resolved:
+class Resolved(Record):
     """Where ``resolve`` found the image: a digest and, when it is in the store, the stored image."""
 
     reference: str
@@ -138,7 +135,7 @@ def prepare(ctx: Context, req: RunRequest) -> CreateOptions:
     admitted = admit(ctx, req, resolved)
     hardening = admitted.hardening
     image_id, config, layers = materialize(ctx, req, resolved)
-    return dataclasses.replace(
+    return replace(
         admitted.request.options, image_id=image_id, image_config=config, layers=layers,
         rootfs=resolved.reference if req.rootfs else "",
         capabilities=hardening.capabilities, no_new_privileges=hardening.no_new_privileges,

@@ -11,9 +11,6 @@ the seccomp program, volumes), and writes the runtime spec and the Docker-shaped
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from engine.config import Paths
 from engine.containers import state
 from engine.containers.store import ContainerStore, write_file
 from engine.errors import StockadeError
+from engine.records import Record, field
 from engine.runtime import idmap
 from engine.spec import (NAMESPACES, CapabilitySets, IDMapping, Mount, Process, Resources, Rlimit,
                          Root, Spec)
@@ -32,8 +30,7 @@ class CreateError(StockadeError):
     exit_code = 125
 
 
-@dataclass
-class MountRequest:
+class MountRequest(Record):
     """One ``-v``/``--mount``/``--tmpfs``: ``type`` bind, volume or tmpfs."""
 
     type: str
@@ -43,8 +40,7 @@ class MountRequest:
     options: list[str] = field(default_factory=list)  # tmpfs: size=…, mode=…
 
 
-@dataclass
-class CreateOptions:
+class CreateOptions(Record):
     image: str  # the reference as the user gave it (Config.Image)
     image_id: str = ""
     image_config: dict[str, Any] = field(default_factory=dict)  # the OCI image config's "config"
@@ -259,6 +255,8 @@ def create(paths: Paths, opts: CreateOptions, *, cgroup_parent: str = "stockade"
 
 def remove_files(store: ContainerStore, cid: str) -> None:
     """Delete a container's directories (its upper layer may hold files only root can delete)."""
+    import shutil
+
     dirs = [d for d in (store.dir(cid), store.rundir(cid)) if d.exists()]
     if store.paths.rootless and dirs:
         # Files the container made as its users (or a copy driver's root) belong to the user's
@@ -297,7 +295,7 @@ def _create(paths: Paths, store: ContainerStore, opts: CreateOptions, cid: str, 
     host_network = opts.network == "host"
     if opts.network not in ("none", "host"):
         raise CreateError(f"--network {opts.network} is not supported yet (use none or host)")
-    hostname = opts.hostname or (socket.gethostname() if host_network else cid[:12])
+    hostname = opts.hostname or (os.uname().nodename if host_network else cid[:12])
 
     uid_maps, gid_maps = user_mappings(paths, opts.userns, store)
     # --userns=auto (as root): the container's root is the first id of its private block.

@@ -8,10 +8,8 @@ pty) and gets its exit code, unless ``-d`` asked to leave it running.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
-from dataclasses import dataclass, field
 
 from engine.config import Paths
 from engine.containers import state
@@ -19,14 +17,14 @@ from engine.containers.create import merge_env
 from engine.containers.lifecycle import current
 from engine.containers.monitor import FORWARDED, attach, load_spec, read_program
 from engine.containers.store import ContainerError, ContainerStore
+from engine.records import Record, field, replace
 from engine.runtime import cgroups
 from engine.runtime.execin import join
 from engine.runtime.init import exit_code
 from engine.runtime.process import Stdio, caller_terminal
 
 
-@dataclass
-class ExecOptions:
+class ExecOptions(Record):
     command: list[str]
     env: list[str] = field(default_factory=list)
     user: str | None = None
@@ -41,7 +39,7 @@ def exec_in(paths: Paths, store: ContainerStore, ref: str, opts: ExecOptions) ->
     if not state.is_running(doc) or not state.init_alive(doc):
         raise ContainerError(f"container {doc['Name'].lstrip('/')} is not running")
     spec = load_spec(store, doc["Id"])
-    proc = dataclasses.replace(
+    proc = replace(
         spec.process, args=opts.command, env=merge_env(spec.process.env, opts.env),
         user=opts.user if opts.user is not None else spec.process.user,
         cwd=opts.workdir or spec.process.cwd, terminal=opts.tty and not opts.detach, init=False)

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import signal
 from pathlib import Path
 from typing import Any
 
 from engine.config import Paths
 from engine.containers import state
-from engine.containers.logs import JsonFileWriter
 from engine.containers.store import ContainerStore
 from engine.errors import StockadeError
 from engine.runtime import cgroups
@@ -162,8 +160,6 @@ def run_attached(paths: Paths, cid: str, *, interactive: bool) -> int:
 def attach(started: Started, *, interactive: bool) -> int:
     """Hold a started process in the foreground (``run``, ``exec``): forward the signals the caller
     gets (the caller blocked them until now), relay its pty, and return its wait status."""
-    from engine.containers.terminal import relay
-
     pid, master = started.pid, started.pty_master
 
     def forward(signum: int, _frame: object) -> None:
@@ -177,6 +173,8 @@ def attach(started: Started, *, interactive: bool) -> int:
         signal.signal(sig, forward)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     if master is not None:
+        from engine.containers.terminal import relay
+
         try:
             relay(master, stdin=0 if interactive else None)
         finally:
@@ -228,6 +226,10 @@ def _daemon(paths: Paths, cid: str, notify: int) -> None:  # pragma: no cover - 
 
 
 def _monitor(paths: Paths, cid: str, notify: int) -> None:  # pragma: no cover - the monitor process
+    import selectors
+
+    from engine.containers.logs import JsonFileWriter
+
     store = ContainerStore(paths)
     doc = store.load(cid)
     spec = load_spec(store, cid)

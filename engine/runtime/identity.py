@@ -13,9 +13,9 @@ image can only lead back into the container. The rules are Docker's (runc's ``Ge
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 from engine.errors import StockadeError
+from engine.records import Record, field
 
 MAX_ID = 2**32 - 2  # (uid_t)-1 is "no change" to the kernel
 MAX_FILE = 4 * 1024 * 1024  # bound on /etc/passwd and /etc/group as read from an image
@@ -27,8 +27,7 @@ class IdentityError(StockadeError):
     exit_code = 125
 
 
-@dataclass
-class Identity:
+class Identity(Record):
     uid: int
     gid: int
     groups: list[int] = field(default_factory=list)

@@ -13,9 +13,9 @@ Root writes ``/proc/PID/uid_map`` directly; the maps are written by the parent w
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from engine.errors import StockadeError
+from engine.records import Record
 from engine.spec import IDMapping
 
 AUTO_SIZE = 65536
@@ -27,8 +27,7 @@ class IDMapError(StockadeError):
     exit_code = 125
 
 
-@dataclass(frozen=True)
-class SubRange:
+class SubRange(Record, frozen=True):
     start: int
     count: int
 

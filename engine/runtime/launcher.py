@@ -37,9 +37,9 @@ import signal
 import socket
 import struct
 import json
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from engine.records import Record, field
 from engine.runtime import channel, hooks, idmap, process, rootfs
 from engine.runtime import syscalls as sc
 from engine.errors import StockadeError
@@ -56,21 +56,18 @@ _SIOCSIFFLAGS = 0x8914
 _IFF_UP_LOOPBACK_RUNNING = 0x1 | 0x8 | 0x40
 
 
-@dataclass
-class Started:
+class Started(Record):
     pid: int  # the container's init, as the host sees it
     pty_master: int | None = None
 
 
-@dataclass
-class StartGate:
+class StartGate(Record):
     """OCI create/start: the init waits on ``fifo`` (made by the caller) before it execs."""
 
     fifo: str
 
 
-@dataclass
-class LaunchConfig:
+class LaunchConfig(Record):
     spec: Spec
     mountpoint: str  # empty directory the root is mounted on (only inside the container's namespace)
     stdio: process.Stdio

@@ -33,9 +33,9 @@ import socket
 import stat
 import struct
 import termios
-from dataclasses import dataclass
 from typing import Callable
 
+from engine.records import Record
 from engine.runtime import capabilities as caps
 from engine.runtime import channel, identity
 from engine.runtime import syscalls as sc
@@ -52,8 +52,7 @@ _TIOCGPTPEER = 0x5441
 _TIOCSPTLCK = 0x40045431
 
 
-@dataclass
-class Stdio:
+class Stdio(Record):
     """What the process's fds 0, 1, 2 become. ``None`` stdin means /dev/null."""
 
     stdin: int | None = None

@@ -28,9 +28,10 @@ import errno
 import os
 import re
 import stat
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from engine.errors import StockadeError
+from engine.records import Record
 from engine.runtime import syscalls as sc
 from engine.spec import Mount, Spec
 
@@ -83,11 +84,11 @@ def parse_options(options: list[str]) -> tuple[int, str]:
 
 
 # --- operations -----------------------------------------------------------------------------------
-class MakeSlave(NamedTuple):
+class MakeSlave(Record, frozen=True):
     """Stop mounts propagating from the container's namespace back to the host."""
 
 
-class Overlay(NamedTuple):
+class Overlay(Record, frozen=True):
     target: str
     lower: list[str]  # top first, as overlayfs wants them
     upper: str
@@ -96,12 +97,12 @@ class Overlay(NamedTuple):
     flags: int = sc.MS_NODEV
 
 
-class BindRoot(NamedTuple):
+class BindRoot(Record, frozen=True):
     source: str
     target: str
 
 
-class OpenSource(NamedTuple):
+class OpenSource(Record, frozen=True):
     """Clone the mount at a host path now, to attach it after pivot_root."""
 
     key: str
@@ -109,11 +110,11 @@ class OpenSource(NamedTuple):
     recursive: bool = True
 
 
-class Pivot(NamedTuple):
+class Pivot(Record, frozen=True):
     root: str
 
 
-class MountFs(NamedTuple):
+class MountFs(Record, frozen=True):
     fstype: str
     target: str
     flags: int
@@ -123,7 +124,7 @@ class MountFs(NamedTuple):
     mode: int = 0o755
 
 
-class BindFd(NamedTuple):
+class BindFd(Record, frozen=True):
     """Attach a tree cloned by OpenSource at ``target``, then apply ``flags`` (ro, nosuid, ...)."""
 
     key: str
@@ -131,24 +132,24 @@ class BindFd(NamedTuple):
     flags: int = 0
 
 
-class Symlink(NamedTuple):
+class Symlink(Record, frozen=True):
     target: str
     link: str
 
 
-class Mask(NamedTuple):
+class Mask(Record, frozen=True):
     path: str
 
 
-class ReadOnly(NamedTuple):
+class ReadOnly(Record, frozen=True):
     path: str
 
 
-class RemountRoot(NamedTuple):
+class RemountRoot(Record, frozen=True):
     flags: int
 
 
-class Sysctl(NamedTuple):
+class Sysctl(Record, frozen=True):
     """Write a namespaced kernel parameter (``net.ipv4.ip_forward``) under the container's /proc/sys."""
 
     key: str

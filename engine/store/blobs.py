@@ -14,15 +14,17 @@ import hashlib
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, ContextManager, Iterator
+from typing import TYPE_CHECKING, BinaryIO, ContextManager, Iterator
 
 from engine.atomicfile import fsync_dir, temp_name
 from engine.registry.digest import DigestVerifier, check_bytes, compute
 from engine.registry.errors import VerificationError
-from engine.registry.manifest import Descriptor
 from engine.registry.streams import iter_chunks
 from engine.store.layout import StoreError, StoreLayout
 from engine.store.locks import locked
+
+if TYPE_CHECKING:  # the data model is not on a local run's path
+    from engine.registry.manifest import Descriptor
 
 
 WRITEBACK_STEP = 8 * 1024 * 1024  # start writing a blob to disk every this many bytes

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from engine.atomicfile import write_atomic
+from engine.records import Record
 from engine.store.layout import StoreError, StoreLayout
 from engine.store.locks import locked
 
 VERSION = 1
 
 
-@dataclass(frozen=True)
-class Image:
+class Image(Record, frozen=True):
     """One image in the store. ``id`` is Docker's image ID (the config digest); ``digest`` is the
     image manifest's digest; names are canonical (``127.0.0.1:5000/ns/repo:tag``)."""
 

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator, Sequence
 
 from engine.atomicfile import fsync_dir
 from engine.config import Paths, UnpackConfig
+from engine.records import Record
 from engine.registry.errors import VerificationError
 from engine.store.layout import StoreLayout, remove_tree
 from engine.store.locks import locked
@@ -35,8 +34,7 @@ METADATA = "layer.json"
 DIFF = "diff"
 
 
-@dataclass
-class LayerStage:
+class LayerStage(Record):
     """A layer being unpacked into a temporary directory; :meth:`commit` publishes it."""
 
     chain_id: str
@@ -162,7 +160,7 @@ class LayerStore:
                 yield None
                 return
             self.remove_trees(list(final.parent.glob(f".{final.name}.tmp-*")))
-            tmp = final.with_name(f".{final.name}.tmp-{secrets.token_hex(6)}")
+            tmp = final.with_name(f".{final.name}.tmp-{os.urandom(6).hex()}")
             tmp.mkdir(mode=0o711)
             namespace, why = self._namespace
             stage = LayerStage(chain_id, final, tmp, self.limits, self.rootless, namespace, why)
@@ -183,6 +181,6 @@ class LayerStore:
             final = self.layout.layer(chain_id)
             if final.exists():
                 # Rename first so a half-deleted tree is never mistaken for a complete layer.
-                doomed = final.with_name(f".{final.name}.tmp-{secrets.token_hex(6)}")
+                doomed = final.with_name(f".{final.name}.tmp-{os.urandom(6).hex()}")
                 os.rename(final, doomed)
                 self.remove_trees([doomed])

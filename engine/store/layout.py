@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StockadeError
+from engine.records import Record
 from engine.reference import validate_digest
 
 
@@ -34,8 +34,7 @@ class ImageInUseError(StoreError):
     """``rmi`` of an image a container uses, without ``--force``."""
 
 
-@dataclass(frozen=True)
-class StoreLayout:
+class StoreLayout(Record, frozen=True):
     root: Path
 
     @property

@@ -16,14 +16,13 @@ import json
 import re
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from engine.config import Config, Paths
 from engine.errors import NotFoundError
+from engine.records import Record
 from engine.reference import Reference, ReferenceError
-from engine.registry.manifest import Descriptor, ImageManifest, parse_manifest
 from engine.store.blobs import BlobStore
 from engine.store.imageconfig import chain_ids, diff_ids, parse_config, platform_of
 from engine.store.index import Image, ImageIndex
@@ -33,6 +32,7 @@ from engine.store.locks import Busy, locked, remove_lock_file
 
 if TYPE_CHECKING:
     from engine.registry.client import RegistryClient
+    from engine.registry.manifest import Descriptor, ImageManifest
     from engine.registry.platform import Platform
     from engine.store.pull import Progress, PullResult
 
@@ -46,15 +46,13 @@ def nothing_in_use(image: Image) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class GCResult:
+class GCResult(Record, frozen=True):
     blobs: int
     layers: int
     bytes: int
 
 
-@dataclass(frozen=True)
-class Removed:
+class Removed(Record, frozen=True):
     """One line of ``rmi``/``prune`` output: ``Untagged: name`` or ``Deleted: digest``."""
 
     action: str  # "untagged" | "deleted"
@@ -136,6 +134,8 @@ class Store:
         return self.blobs.read(image.digest, self.max_document)
 
     def manifest(self, image: Image) -> ImageManifest:
+        from engine.registry.manifest import ImageManifest, parse_manifest  # not on a local run's path
+
         parsed = parse_manifest(self.manifest_bytes(image), image.media_type, where=f"image {image.digest}")
         if not isinstance(parsed, ImageManifest):
             raise StoreError(f"stored image {image.digest} is not an image manifest")
@@ -151,11 +151,11 @@ class Store:
     def layer_dirs(self, image: Image) -> list[Path]:
         """The image's unpacked layer directories, bottom to top (overlay lowerdirs are listed top
         first: reverse this). Layers missing on disk are unpacked from their blobs first."""
-        manifest = self.manifest(image)
         diffs = diff_ids(self.image_config(image))
         chains = chain_ids(diffs)
         missing = [i for i, chain in enumerate(chains) if not self.layers.has(chain)]
         if missing:
+            manifest = self.manifest(image)
             with self.writing():
                 for i in missing:
                     self.ensure_layer(manifest.layers[i], diffs[i], chains[i], chains[i - 1] if i else None)
@@ -223,6 +223,8 @@ class Store:
                names: Sequence[tuple[str, str | None, str | None]]) -> Image:
         """Store an image manifest whose config and layers are already in the store, and name it:
         each ``(registry/repository, tag or None, digest a registry knows it by, or None)``."""
+        from engine.registry.manifest import ImageManifest, parse_manifest
+
         self.blobs.write_bytes(manifest_raw, manifest_digest)
         manifest = parse_manifest(manifest_raw, None, where=f"manifest {manifest_digest}")
         if not isinstance(manifest, ImageManifest):

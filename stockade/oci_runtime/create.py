@@ -20,10 +20,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine import records
 from engine.atomicfile import write_atomic
 from engine.containers.state import now, start_time
 from engine.runtime.launcher import LaunchConfig, StartGate, Started, kill_and_reap, launch
@@ -149,7 +150,7 @@ def create(g: Globals, req: CreateRequest) -> Started:
                 id=cid, bundle=bundle, rootfs=tr.rootfs, pid=started.pid, start=start_time(started.pid),
                 created=now(), annotations=tr.annotations,
                 cgroup=cgroup.to_state() if cgroup is not None else None,
-                hooks={s: [asdict(h) for h in tr.hooks[s]] for s in ("poststart", "poststop")}))
+                hooks={s: [records.asdict(h) for h in tr.hooks[s]] for s in ("poststart", "poststop")}))
             if req.pid_file:
                 pid_file = Path(os.path.abspath(req.pid_file))
                 write_atomic(pid_file, str(started.pid).encode(), mode=0o644)

@@ -14,7 +14,6 @@ and exits with the process's status, relaying its pty when there is no console s
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.atomicfile import write_atomic
+from engine.records import replace
 from engine.spec import CapabilitySets, Process, Spec
 from stockade.oci_runtime.bundle import BundleError, process
 from stockade.oci_runtime.state import PROGRAM, SPEC_FILE, ContainerError, load, status
@@ -76,12 +76,12 @@ def _from_argv(req: ExecRequest, base: Process) -> tuple[Process, bool]:
         if not uid.isdigit() or (gid and not gid.isdigit()):
             raise ContainerError(f"--user {req.user!r}: use UID[:GID] (numbers)")
         user = f"{uid}:{gid or 0}"
-    caps = dataclasses.replace(base.capabilities)
+    caps = replace(base.capabilities)
     if req.caps:
         extra = [c if c.startswith("CAP_") else f"CAP_{c}" for c in (c.upper() for c in req.caps)]
         caps = CapabilitySets(*(sorted(set(getattr(caps, n)) | set(extra)) for n in
                                 ("bounding", "effective", "permitted", "inheritable", "ambient")))
-    proc = dataclasses.replace(
+    proc = replace(
         base, args=list(req.command), env=[*base.env, *req.env], cwd=req.cwd or base.cwd, user=user,
         group_add=list(req.additional_gids) if req.additional_gids else base.group_add,
         terminal=req.tty, capabilities=caps, no_new_privileges=base.no_new_privileges or req.no_new_privs)
@@ -94,9 +94,9 @@ def confine(proc: Process, caps_given: bool, container: Process) -> Process:
     caps = proc.capabilities if caps_given else container.capabilities
     limited = CapabilitySets(*([c for c in getattr(caps, n) if c in ceiling] for n in
                                ("bounding", "effective", "permitted", "inheritable", "ambient")))
-    return dataclasses.replace(proc, capabilities=limited,
-                               no_new_privileges=proc.no_new_privileges or container.no_new_privileges,
-                               run_as_non_root=proc.run_as_non_root or container.run_as_non_root)
+    return replace(proc, capabilities=limited,
+                   no_new_privileges=proc.no_new_privileges or container.no_new_privileges,
+                   run_as_non_root=proc.run_as_non_root or container.run_as_non_root)
 
 
 def execute(g: Globals, req: ExecRequest) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -10,6 +9,7 @@ import pytest
 
 from engine.config import Paths
 from engine.errors import NotFoundError
+from engine.records import replace
 from engine.reference import Reference, ReferenceError
 from engine.registry.client import RegistryClient
 from engine.store import Image, ImageInUseError, Store, StoreError
@@ -56,7 +56,7 @@ def test_resolve_by_name_digest_id_and_prefix(store: Store, two: tuple[Image, Im
         store.resolve("sha256:" + "0" * 64)
     with pytest.raises(ReferenceError):
         store.resolve("Not/Valid")
-    twins = [dataclasses.replace(a, id="sha256:abc" + c * 61, digest="sha256:" + c * 64) for c in "12"]
+    twins = [replace(a, id="sha256:abc" + c * 61, digest="sha256:" + c * 64) for c in "12"]
     with pytest.raises(StoreError, match="'abc' is ambiguous: it matches 2 images"):
         Store._by_prefix(twins, "abc", "abc")
 
