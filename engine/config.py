@@ -17,14 +17,13 @@ configuration the engine runs with.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from engine.errors import ConfigError
+from engine.records import MISSING, Field, Record, field, fields
 
 ENV_CONFIG = "STOCKADE_CONFIG"
 SYSTEM_CONFIG_DIR = Path("/etc/stockade")
@@ -43,8 +42,7 @@ def _xdg(var: str, fallback: str) -> Path:
     return Path.home() / fallback
 
 
-@dataclass(frozen=True)
-class Paths:
+class Paths(Record, frozen=True):
     """Directories Stockade uses for one user. Every other path is derived from these."""
 
     root: Path  # images, layers, containers, volumes
@@ -85,7 +83,7 @@ class Paths:
 
 
 # --- configuration schema -------------------------------------------------------------------------
-# Each section is a frozen dataclass; a field's metadata "kind" selects a parser for values that are
+# Each section is a frozen record (engine.records); a field's metadata "kind" selects a parser for values that are
 # not plain TOML types (sizes such as "16GiB").
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -111,8 +109,7 @@ def parse_size(value: str | int) -> int:
     return int(float(number) * _SIZE_UNITS[unit])
 
 
-@dataclass(frozen=True)
-class StorageConfig:
+class StorageConfig(Record, frozen=True):
     """The image and container store."""
 
     root: str | None = None  # overrides the default store location
@@ -120,8 +117,7 @@ class StorageConfig:
     driver: str = "overlay"  # "overlay", or "copy" where overlayfs is unavailable
 
 
-@dataclass(frozen=True)
-class RegistriesConfig:
+class RegistriesConfig(Record, frozen=True):
     """How the registry client treats registries."""
 
     insecure: tuple[str, ...] = ()  # host[:port] allowed over plain HTTP / unverified TLS
@@ -133,8 +129,7 @@ class RegistriesConfig:
     max_parallel_downloads: int = 6
 
 
-@dataclass(frozen=True)
-class UnpackConfig:
+class UnpackConfig(Record, frozen=True):
     """Bounds on what one layer may expand into (a decompression bomb must fail, not fill a disk)."""
 
     max_layer_size: int = field(default=32 * 1024**3, metadata={"kind": "size"})
@@ -142,16 +137,14 @@ class UnpackConfig:
     max_manifest_size: int = field(default=4 * 1024**2, metadata={"kind": "size"})
 
 
-@dataclass(frozen=True)
-class PolicyConfig:
+class PolicyConfig(Record, frozen=True):
     """The policy applied to ``run`` when ``--policy`` is not given."""
 
     default: str = "restricted"
     verify_signatures: bool = True
 
 
-@dataclass(frozen=True)
-class ContainersConfig:
+class ContainersConfig(Record, frozen=True):
     """Hardened defaults for containers the engine starts."""
 
     seccomp_profile: str = "default"
@@ -161,8 +154,7 @@ class ContainersConfig:
     log_max_file: int = 3
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Record, frozen=True):
     """The effective configuration, and the files it came from (for ``info`` and the audit)."""
 
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -177,10 +169,10 @@ _SECTION_TYPES = {"storage": StorageConfig, "registries": RegistriesConfig, "unp
                   "policy": PolicyConfig, "containers": ContainersConfig}
 
 
-def _coerce(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
+def _coerce(value: Any, f: Field, where: str) -> Any:
     """Check one TOML value against its field, converting sizes; raise ConfigError naming ``where``."""
     kind = f.metadata.get("kind")
-    default = f.default if f.default is not dataclasses.MISSING else None
+    default = f.default if f.default is not MISSING else None
     try:
         if kind == "size":
             return parse_size(value)
@@ -219,12 +211,12 @@ def _merge(base: dict[str, dict[str, Any]], doc: Mapping[str, Any], path: Path) 
                               f"(known: {', '.join(sorted(_SECTION_TYPES))})")
         if not isinstance(table, dict):
             raise ConfigError(f"{path}: [{section}] must be a table")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
+        known = {f.name: f for f in fields(cls)}
         for key, value in table.items():
-            f = fields.get(key)
+            f = known.get(key)
             if f is None:
                 raise ConfigError(f"{path}: unknown key {section}.{key} "
-                                  f"(known: {', '.join(sorted(fields))})")
+                                  f"(known: {', '.join(sorted(known))})")
             base.setdefault(section, {})[key] = _coerce(value, f, f"{path}: {section}.{key}")
 
 

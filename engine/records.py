@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, ClassVar, Mapping, TypeVar, dataclass_transform
 
-_MISSING: Any = object()
+MISSING: Any = object()  # no default (``Field.default``), as ``dataclasses.MISSING``
+_MISSING = MISSING
 R = TypeVar("R", bound="Record")
 
 

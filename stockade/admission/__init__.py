@@ -16,7 +16,6 @@ no policy logic of its own. Modules, each named for what it holds:
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +33,7 @@ def build_service(policy: Policy, config: Config, paths: Paths, *, trusted_root:
 
     Raises ``StockadeError`` for a trusted root or a policy key trust cannot use.
     """
+    from engine.records import replace
     from engine.registry import RegistryClient
     from stockade.admission.admit import Admitter
     from stockade.admission.imagetrust import MemoryFrontedCache
@@ -43,8 +43,8 @@ def build_service(policy: Policy, config: Config, paths: Paths, *, trusted_root:
 
     # Loaded once: a per-request load would read and hash the file on every verification.
     root = TrustedRoot.load(trusted_root) if trusted_root is not None else TrustedRoot.load()
-    registries = dataclasses.replace(config.registries, timeout=min(config.registries.timeout, deadline))
-    client = RegistryClient(dataclasses.replace(config, registries=registries), paths)
+    registries = replace(config.registries, timeout=min(config.registries.timeout, deadline))
+    client = RegistryClient(replace(config, registries=registries), paths)
     cache = MemoryFrontedCache(paths.cache / "verify") if use_cache else None
     verifier = ImageVerifier(client, policy.requirements, trusted_root=root, tuf_cache=paths.cache / "tuf",
                              cache=cache, workers=workers)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -10,6 +9,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from engine.config import Config, Paths, RegistriesConfig, UnpackConfig
+from engine.records import replace
 from engine.registry.client import RegistryClient
 from tests.engine.registry.hostile import Hostile, start_hostile
 from tests.engine.registry.tokenauth import TokenRegistry, start_token_registry
@@ -28,8 +28,7 @@ class Pushed:
 def make_config(*, unpack: dict[str, Any] | None = None, **registries: Any) -> Config:
     """A configuration with test-friendly retries and timeouts, overridable per test."""
     reg = {"retries": 1, "timeout": 10.0, **registries}
-    return Config(registries=dataclasses.replace(RegistriesConfig(), **reg),
-                  unpack=dataclasses.replace(UnpackConfig(), **(unpack or {})))
+    return Config(registries=replace(RegistriesConfig(), **reg), unpack=replace(UnpackConfig(), **(unpack or {})))
 
 
 @pytest.fixture(autouse=True)
