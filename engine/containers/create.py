@@ -269,7 +269,8 @@ def remove_files(store: ContainerStore, cid: str) -> None:
             pass  # no subordinate ids: everything is the user's own, removed below
     for d in dirs:
         if d.exists():
-            _make_removable(d)
+            if store.paths.rootless:  # root is not held back by the modes a container left
+                _make_removable(d)
             shutil.rmtree(d, ignore_errors=True)
 
 

@@ -14,11 +14,10 @@ import signal
 from engine.config import Paths
 from engine.containers import state
 from engine.containers.create import merge_env
-from engine.containers.lifecycle import current
+from engine.containers.lifecycle import current, recorded_cgroup
 from engine.containers.monitor import FORWARDED, attach, load_spec, read_program
 from engine.containers.store import ContainerError, ContainerStore
 from engine.records import Record, field, replace
-from engine.runtime import cgroups
 from engine.runtime.execin import join
 from engine.runtime.init import exit_code
 from engine.runtime.process import Stdio, caller_terminal
@@ -47,7 +46,7 @@ def exec_in(paths: Paths, store: ContainerStore, ref: str, opts: ExecOptions) ->
     if opts.detach:
         null = os.open(os.devnull, os.O_WRONLY)
         stdio.stdout = stdio.stderr = null
-    cgroup = cgroups.from_state(doc["Stockade"].get("Cgroup") or {})
+    cgroup = recorded_cgroup(doc)
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     try:
         started = join(int(doc["State"]["Pid"]), proc, hostname=spec.hostname, stdio=stdio,

@@ -13,14 +13,16 @@ import os
 import select
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import Paths
 from engine.containers import state
 from engine.containers.create import remove_files
 from engine.containers.store import ContainerError, ContainerStore
 from engine.errors import StockadeError
-from engine.runtime import cgroups
+
+if TYPE_CHECKING:
+    from engine.runtime.cgroups import Cgroup
 
 KILLED_EXIT = 128 + signal.SIGKILL
 
@@ -40,6 +42,17 @@ def signal_number(name: str | int) -> int:
     raise ContainerError(f"invalid signal: {name}")
 
 
+def recorded_cgroup(doc: dict[str, Any]) -> Cgroup | None:
+    """The cgroup a record names, or None (a container without limits has none, and then the cgroup
+    code is not even imported)."""
+    saved = doc["Stockade"].get("Cgroup")
+    if not saved:
+        return None
+    from engine.runtime import cgroups
+
+    return cgroups.from_state(saved)
+
+
 def reconcile(store: ContainerStore, doc: dict[str, Any]) -> dict[str, Any]:
     """Make a record whose monitor is gone say so; return the (possibly updated) record."""
     if not doc["State"].get("Running") or state.is_running(doc):
@@ -53,7 +66,7 @@ def reconcile(store: ContainerStore, doc: dict[str, Any]) -> dict[str, Any]:
                 os.kill(int(d["State"]["Pid"]), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        cg = cgroups.from_state(d["Stockade"].get("Cgroup") or {})
+        cg = recorded_cgroup(d)
         oom = False
         if cg is not None:
             oom = cg.oom_killed()
@@ -140,7 +153,7 @@ def remove_stopped(store: ContainerStore, doc: dict[str, Any], *, volumes: bool)
     """Delete a container that is not running: its files, name, cgroup and (with ``volumes``) its
     anonymous volumes. Named volumes and bind-mounted directories are never touched."""
     cid = doc["Id"]
-    cg = cgroups.from_state(doc["Stockade"].get("Cgroup") or {})
+    cg = recorded_cgroup(doc)
     if cg is not None:
         cg.destroy()
     remove_files(store, cid)

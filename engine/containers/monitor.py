@@ -22,28 +22,31 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import Paths
 from engine.containers import state
 from engine.containers.store import ContainerStore
 from engine.errors import StockadeError
-from engine.runtime import cgroups
 from engine.runtime.channel import CommandError, LaunchError, raise_reported
 from engine.runtime.init import exit_code
 from engine.runtime.launcher import LaunchConfig, Started, launch
 from engine.runtime.process import Stdio, caller_terminal, close_fds
 from engine.spec import Spec
 
+if TYPE_CHECKING:  # a container without limits has no cgroup, and the cgroup code is not loaded
+    from engine.runtime.cgroups import Cgroup
+
 FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM)
 
 
 class Held:
-    """A started container and what the monitor needs to finish it."""
+    """A started container and what the monitor needs to finish it: its record as it was written
+    when the container started."""
 
-    def __init__(self, cid: str, started: Started, cgroup: cgroups.Cgroup | None) -> None:
-        self.cid, self.started, self.cgroup = cid, started, cgroup
+    def __init__(self, doc: dict[str, Any], started: Started, cgroup: Cgroup | None) -> None:
+        self.cid, self.doc, self.started, self.cgroup = doc["Id"], doc, started, cgroup
 
 
 def load_spec(store: ContainerStore, cid: str) -> Spec:
@@ -59,12 +62,13 @@ def read_program(spec: Spec) -> bytes:
         raise LaunchError(f"cannot read the container's seccomp program: {exc.strerror}") from None
 
 
-def container_cgroup(paths: Paths, spec: Spec, cid: str) -> cgroups.Cgroup | None:
+def container_cgroup(paths: Paths, spec: Spec, cid: str) -> Cgroup | None:
     """The cgroup a container gets, or None where this user cannot manage cgroups (rootless on v1)."""
     r = spec.resources
     if r.memory is None and r.pids is None and r.cpu_quota is None:
         return None  # no limits, no cgroup (and no need to read the host's cgroup layout)
     from engine.host import probe_cgroups
+    from engine.runtime import cgroups
 
     info = probe_cgroups()
     if info.manager_for(rootless=paths.rootless) == "none":
@@ -76,9 +80,8 @@ def container_cgroup(paths: Paths, spec: Spec, cid: str) -> cgroups.Cgroup | Non
     return cgroups.for_container(info, spec.cgroup_parent, cid, spec.resources)
 
 
-def _start(paths: Paths, store: ContainerStore, cid: str, stdio: Stdio,
+def _start(paths: Paths, store: ContainerStore, cid: str, spec: Spec, stdio: Stdio,
            winsize_from: int | None = None) -> Held:
-    spec = load_spec(store, cid)
     cgroup = container_cgroup(paths, spec, cid)
     if cgroup is not None:
         cgroup.create()
@@ -105,23 +108,26 @@ def _start(paths: Paths, store: ContainerStore, cid: str, stdio: Stdio,
     def running(doc: dict[str, Any]) -> None:
         state.mark_running(doc, started.pid, os.getpid())
         doc["Stockade"]["Cgroup"] = cgroup.to_state() if cgroup is not None else None
-    store.update(cid, running)
-    return Held(cid, started, cgroup)
+    return Held(store.update(cid, running), started, cgroup)
 
 
 def _finish(store: ContainerStore, held: Held, status: int) -> int:
+    """Record the exit, or, for a ``--rm`` container, delete it (its exit is never read: a record
+    left by a crash mid-removal says running with a dead monitor, which ``reconcile`` repairs)."""
     code = exit_code(status)
     oom = held.cgroup.oom_killed() if held.cgroup is not None else False
     if held.cgroup is not None:
         held.cgroup.destroy()
+    if held.doc["HostConfig"].get("AutoRemove"):
+        from engine.containers.lifecycle import remove_stopped
+
+        held.doc["Stockade"]["Cgroup"] = None  # destroyed above
+        remove_stopped(store, held.doc, volumes=True)
+        return code
 
     def exited(doc: dict[str, Any]) -> None:
         state.mark_exited(doc, code, oom=oom)
-    doc = store.update(held.cid, exited)
-    if doc["HostConfig"].get("AutoRemove"):
-        from engine.containers.lifecycle import remove_stopped
-
-        remove_stopped(store, doc, volumes=True)
+    store.update(held.cid, exited)
     return code
 
 
@@ -141,10 +147,10 @@ def run_attached(paths: Paths, cid: str, *, interactive: bool) -> int:
     # Hold signals until the container exists, then forward them to it.
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     try:
-        spec_tty = load_spec(store, cid).process.terminal
+        spec = load_spec(store, cid)
         stdio = Stdio(stdin=0 if interactive else None, stdout=1, stderr=2)
         try:
-            held = _start(paths, store, cid, stdio, caller_terminal() if spec_tty else None)
+            held = _start(paths, store, cid, spec, stdio, caller_terminal() if spec.process.terminal else None)
         except StockadeError:
             doc = store.load(cid)
             if doc["HostConfig"].get("AutoRemove"):
@@ -249,7 +255,7 @@ def _monitor(paths: Paths, cid: str, notify: int) -> None:  # pragma: no cover -
         stdio = Stdio(stdin=stdin, stdout=out_w, stderr=err_w)
         sources = {out_r: "stdout", err_r: "stderr"}
     try:
-        held = _start(paths, store, cid, stdio)
+        held = _start(paths, store, cid, spec, stdio)
     except BaseException:
         doc = store.load(cid)
         if doc["HostConfig"].get("AutoRemove"):

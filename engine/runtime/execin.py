@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import TYPE_CHECKING
 
 from engine.runtime import channel, idmap, process
 from engine.runtime import syscalls as sc
-from engine.runtime.cgroups import Cgroup
 from engine.runtime.launcher import Started, await_exec, kill_and_reap, reap
 from engine.spec import Process
+
+if TYPE_CHECKING:
+    from engine.runtime.cgroups import Cgroup
 
 # Join order: user first (capabilities over the rest); mount last but one, pid last (affects children).
 _ORDER = (("user", "user", sc.CLONE_NEWUSER), ("uts", "uts", sc.CLONE_NEWUTS),

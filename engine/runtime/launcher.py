@@ -37,14 +37,16 @@ import signal
 import socket
 import struct
 import json
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from engine.records import Record, field
 from engine.runtime import channel, hooks, idmap, process, rootfs
 from engine.runtime import syscalls as sc
 from engine.errors import StockadeError
-from engine.runtime.cgroups import Cgroup
 from engine.spec import Spec
+
+if TYPE_CHECKING:  # only a container with limits has one; the cgroup code loads then
+    from engine.runtime.cgroups import Cgroup
 
 NS_FLAGS = {"mount": sc.CLONE_NEWNS, "uts": sc.CLONE_NEWUTS, "ipc": sc.CLONE_NEWIPC,
             "network": sc.CLONE_NEWNET, "cgroup": sc.CLONE_NEWCGROUP, "pid": sc.CLONE_NEWPID}
