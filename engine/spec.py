@@ -137,7 +137,7 @@ class Spec(Record):
         return "user" in self.namespaces
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))  # compact: the C encoder
 
     @classmethod
     def from_json(cls, text: str) -> "Spec":

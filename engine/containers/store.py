@@ -166,7 +166,9 @@ class ContainerStore:
         return doc
 
     def save(self, doc: dict[str, Any]) -> None:
-        write_file(self.record_path(doc["Id"]), json.dumps(doc, indent=1).encode(), mode=0o600)
+        # Compact: json's C encoder does not indent (with indent=1 the pure-Python one ran, ~1 ms of
+        # a start's three saves); ``inspect`` prints records readably.
+        write_file(self.record_path(doc["Id"]), json.dumps(doc, separators=(",", ":")).encode(), mode=0o600)
 
     @contextmanager
     def locked(self, cid: str) -> Iterator[None]:

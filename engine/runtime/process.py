@@ -32,7 +32,6 @@ import signal
 import socket
 import stat
 import struct
-import termios
 from typing import Callable
 
 from engine.records import Record
@@ -93,6 +92,8 @@ def check_rlimits(process: Process) -> None:
 def copy_winsize(src_fd: int, dst_fd: int) -> None:
     """Give the pty ``dst_fd`` the window size of the terminal ``src_fd`` (ignored if not a tty)."""
     try:
+        import termios  # only with a terminal
+
         size = fcntl.ioctl(src_fd, termios.TIOCGWINSZ, struct.pack("HHHH", 0, 0, 0, 0))
         fcntl.ioctl(dst_fd, termios.TIOCSWINSZ, size)
     except OSError:
