@@ -10,7 +10,10 @@ command that looks (``ps``, ``inspect``, ``start``) reconciles the record: see `
 from __future__ import annotations
 
 import time
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: stockade-runtime's light verbs
+if TYPE_CHECKING:      # read liveness through this module
+    from typing import Any
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 

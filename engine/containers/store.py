@@ -19,15 +19,14 @@ a container still runs is checked against the kernel (process start times), see 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from engine.config import Paths
+from engine.containers.locking import ExclusiveLock
 from engine.errors import NotFoundError, StockadeError
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
@@ -170,18 +169,9 @@ class ContainerStore:
         # a start's three saves); ``inspect`` prints records readably.
         write_file(self.record_path(doc["Id"]), json.dumps(doc, separators=(",", ":")).encode(), mode=0o600)
 
-    @contextmanager
-    def locked(self, cid: str) -> Iterator[None]:
-        path = self.dir(cid) / ".lock"
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            raise NotFoundError(f"no such container: {cid}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def locked(self, cid: str) -> ExclusiveLock:
+        return ExclusiveLock(self.dir(cid) / ".lock", os.O_RDWR | os.O_CREAT,
+                       lambda: NotFoundError(f"no such container: {cid}"))
 
     def update(self, cid: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Apply ``change`` to the record under the container's lock and save it."""

@@ -22,11 +22,12 @@ import abc
 import errno
 import os
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from engine.errors import StockadeError
 
+# ``stockade-runtime delete`` and ``kill --all`` reopen a cgroup from its state in a short process:
+# paths are plain strings (no ``pathlib``) and ``typing`` is not imported (~7 ms together).
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:  # annotations only: reopening a cgroup from state needs neither module
     from engine.host import CgroupInfo
     from engine.spec import Resources
@@ -41,7 +42,7 @@ class CgroupError(StockadeError):
     exit_code = 125
 
 
-def _write(path: Path, value: str) -> None:
+def _write(path: str, value: str) -> None:
     try:
         with open(path, "w") as f:
             f.write(value)
@@ -49,9 +50,10 @@ def _write(path: Path, value: str) -> None:
         raise CgroupError(f"cannot write {value!r} to {path}: {exc.strerror}") from None
 
 
-def _read_counter(path: Path, key: str) -> int:
+def _read_counter(path: str, key: str) -> int:
     try:
-        text = path.read_text()
+        with open(path) as f:
+            text = f.read()
     except OSError:
         return 0
     for line in text.splitlines():
@@ -61,11 +63,11 @@ def _read_counter(path: Path, key: str) -> int:
     return 0
 
 
-def _rmdir(path: Path) -> None:
+def _rmdir(path: str) -> None:
     # Right after the last process exits the kernel may still report the cgroup busy for a moment.
     for _ in range(50):
         try:
-            path.rmdir()
+            os.rmdir(path)
             return
         except FileNotFoundError:
             return
@@ -80,19 +82,19 @@ class Cgroup(abc.ABC):
 
     version = ""
 
-    def __init__(self, dirs: list[Path]) -> None:
+    def __init__(self, dirs: list[str]) -> None:
         self.dirs = dirs
 
     def create(self) -> None:
         for d in self.dirs:
             try:
-                d.mkdir(parents=True, exist_ok=True)
+                os.makedirs(d, exist_ok=True)
             except OSError as exc:
                 raise CgroupError(f"cannot create cgroup {d}: {exc.strerror}") from None
 
     def add(self, pid: int) -> None:
         for d in self.dirs:
-            _write(d / "cgroup.procs", str(pid))
+            _write(os.path.join(d, "cgroup.procs"), str(pid))
 
     def destroy(self) -> None:
         for d in self.dirs:
@@ -101,7 +103,8 @@ class Cgroup(abc.ABC):
     def procs(self) -> list[int]:
         """Processes in the container's cgroup (for ``top``)."""
         try:
-            return [int(x) for x in (self.dirs[0] / "cgroup.procs").read_text().split()]
+            with open(os.path.join(self.dirs[0], "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
         except (OSError, IndexError):
             return []
 
@@ -121,77 +124,77 @@ class Cgroup(abc.ABC):
 class CgroupV1(Cgroup):
     version = "v1"
 
-    def __init__(self, by_controller: dict[str, Path]) -> None:
+    def __init__(self, by_controller: dict[str, str]) -> None:
         self.by_controller = by_controller
         # cpu and cpuacct may be one mount (cpu,cpuacct): one directory each is enough.
         super().__init__(list(dict.fromkeys(by_controller.values())))
 
     @classmethod
     def under(cls, mounts: dict[str, str], relative: str) -> "CgroupV1":
-        return cls({c: Path(mounts[c]) / relative for c in V1_CONTROLLERS if c in mounts})
+        return cls({c: os.path.join(mounts[c], relative) for c in V1_CONTROLLERS if c in mounts})
 
     def apply(self, r: Resources) -> None:
         if r.memory is not None:
-            _write(self._dir("memory") / "memory.limit_in_bytes", str(r.memory))
+            _write(self._file("memory", "memory.limit_in_bytes"), str(r.memory))
         if r.pids is not None:
-            _write(self._dir("pids") / "pids.max", str(r.pids) if r.pids > 0 else "max")
+            _write(self._file("pids", "pids.max"), str(r.pids) if r.pids > 0 else "max")
         if r.cpu_quota is not None:
-            cpu = self._dir("cpu")
-            _write(cpu / "cpu.cfs_period_us", str(r.cpu_period or 100000))
-            _write(cpu / "cpu.cfs_quota_us", str(r.cpu_quota))
+            _write(self._file("cpu", "cpu.cfs_period_us"), str(r.cpu_period or 100000))
+            _write(self._file("cpu", "cpu.cfs_quota_us"), str(r.cpu_quota))
 
-    def _dir(self, controller: str) -> Path:
+    def _file(self, controller: str, name: str) -> str:
         d = self.by_controller.get(controller)
         if d is None:
             raise CgroupError(f"the {controller} cgroup controller is not mounted on this host")
-        return d
+        return os.path.join(d, name)
 
     def oom_killed(self) -> bool:
         d = self.by_controller.get("memory")
-        return d is not None and _read_counter(d / "memory.oom_control", "oom_kill") > 0
+        return d is not None and _read_counter(os.path.join(d, "memory.oom_control"), "oom_kill") > 0
 
     def to_state(self) -> dict[str, object]:
-        return {"version": "v1", "controllers": {c: str(d) for c, d in self.by_controller.items()}}
+        return {"version": "v1", "controllers": dict(self.by_controller)}
 
 
 class CgroupV2(Cgroup):
     version = "v2"
 
-    def __init__(self, mount: Path, relative: str) -> None:
+    def __init__(self, mount: str, relative: str) -> None:
         self.mount = mount
         self.relative = relative
-        super().__init__([mount / relative])
+        super().__init__([os.path.join(mount, relative)])
 
     def create(self) -> None:
         # Each ancestor must delegate the controllers to its children before a limit can be set.
         try:
-            available = set((self.mount / "cgroup.controllers").read_text().split())
+            with open(os.path.join(self.mount, "cgroup.controllers")) as f:
+                available = set(f.read().split())
         except OSError:
             available = set()
         enable = " ".join(f"+{c}" for c in V2_CONTROLLERS if c in available)
         current = self.mount
-        for part in Path(self.relative).parts:
+        for part in filter(None, self.relative.split("/")):
             if enable:
-                _write(current / "cgroup.subtree_control", enable)
-            current = current / part
+                _write(os.path.join(current, "cgroup.subtree_control"), enable)
+            current = os.path.join(current, part)
             try:
-                current.mkdir(exist_ok=True)
+                os.makedirs(current, exist_ok=True)
             except OSError as exc:
                 raise CgroupError(f"cannot create cgroup {current}: {exc.strerror}") from None
 
     def apply(self, r: Resources) -> None:
         d = self.dirs[0]
         if r.memory is not None:
-            _write(d / "memory.max", str(r.memory))
-            if (d / "memory.swap.max").exists():
-                _write(d / "memory.swap.max", str(r.memory))
+            _write(os.path.join(d, "memory.max"), str(r.memory))
+            if os.path.exists(os.path.join(d, "memory.swap.max")):
+                _write(os.path.join(d, "memory.swap.max"), str(r.memory))
         if r.pids is not None:
-            _write(d / "pids.max", str(r.pids) if r.pids > 0 else "max")
+            _write(os.path.join(d, "pids.max"), str(r.pids) if r.pids > 0 else "max")
         if r.cpu_quota is not None:
-            _write(d / "cpu.max", f"{r.cpu_quota} {r.cpu_period or 100000}")
+            _write(os.path.join(d, "cpu.max"), f"{r.cpu_quota} {r.cpu_period or 100000}")
 
     def oom_killed(self) -> bool:
-        return _read_counter(self.dirs[0] / "memory.events", "oom_kill") > 0
+        return _read_counter(os.path.join(self.dirs[0], "memory.events"), "oom_kill") > 0
 
     def to_state(self) -> dict[str, object]:
         return {"version": "v2", "mount": str(self.mount), "relative": self.relative}
@@ -208,7 +211,7 @@ def for_container(info: CgroupInfo, parent: str, container_id: str,
     if not wanted:
         return None
     if info.manager == "v2" and info.v2_mount:
-        return CgroupV2(Path(info.v2_mount), relative)
+        return CgroupV2(info.v2_mount, relative)
     if info.manager == "v1":
         return CgroupV1.under({c: info.v1_mounts[c] for c in wanted if c in info.v1_mounts}, relative)
     return None
@@ -217,8 +220,8 @@ def for_container(info: CgroupInfo, parent: str, container_id: str,
 def from_state(state: dict[str, object]) -> Cgroup | None:
     """Reopen the cgroup a container's state recorded (to read OOM counters and clean up)."""
     if state.get("version") == "v2":
-        return CgroupV2(Path(str(state["mount"])), str(state["relative"]))
+        return CgroupV2(str(state["mount"]), str(state["relative"]))
     controllers = state.get("controllers")
     if state.get("version") == "v1" and isinstance(controllers, dict):
-        return CgroupV1({str(c): Path(str(d)) for c, d in controllers.items()})
+        return CgroupV1({str(c): str(d) for c, d in controllers.items()})
     return None

@@ -19,11 +19,13 @@ cgroup costs milliseconds per hierarchy (measured: ~6 ms each here), on every co
 from __future__ import annotations
 
 import posixpath
-from pathlib import Path
 
 from engine.errors import StockadeError
 from engine.runtime import cgroups
-from engine.spec import Resources
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see engine/runtime/cgroups.py)
+if TYPE_CHECKING:
+    from engine.spec import Resources
 
 
 class CgroupPathError(StockadeError):
@@ -70,7 +72,7 @@ def for_container(path: str, cid: str, resources: Resources, *, systemd: bool) -
     where = relative(path, cid, systemd=systemd)
     info = probe_cgroups()
     if info.manager == "v2" and info.v2_mount:
-        return cgroups.CgroupV2(Path(info.v2_mount), where)
+        return cgroups.CgroupV2(info.v2_mount, where)
     wanted = {"memory"} | {c for c, v in (("pids", resources.pids), ("cpu", resources.cpu_quota)) if v is not None}
     mounts = {c: info.v1_mounts[c] for c in cgroups.V1_CONTROLLERS if c in info.v1_mounts and c in wanted}
     if not mounts:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,8 +37,7 @@ if TYPE_CHECKING:
     from stockade.oci_runtime.cli import Globals
 
 
-@dataclass
-class CreateRequest:
+class CreateRequest(records.Record):
     cid: str
     bundle: str
     pid_file: str | None = None

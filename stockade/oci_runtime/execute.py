@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.atomicfile import write_atomic
-from engine.records import replace
+from engine.records import Record, field, replace
 from engine.spec import CapabilitySets, Process, Spec
 from stockade.oci_runtime.bundle import BundleError, process
 from stockade.oci_runtime.state import PROGRAM, SPEC_FILE, ContainerError, load, status
@@ -32,8 +31,7 @@ if TYPE_CHECKING:
 MAX_PROCESS = 4 * 1024 * 1024
 
 
-@dataclass
-class ExecRequest:
+class ExecRequest(Record):
     cid: str
     process_file: str | None = None
     command: list[str] = field(default_factory=list)
@@ -107,12 +105,12 @@ def execute(g: Globals, req: ExecRequest) -> int:
     directory, record = load(g.root, req.cid)
     if status(directory, record) == "stopped":
         raise ContainerError("cannot exec in a stopped container")
-    spec = Spec.from_json((directory / SPEC_FILE).read_text())
+    spec = Spec.from_json(Path(directory, SPEC_FILE).read_text())
     proc, caps_given = _from_file(g, req.process_file) if req.process_file else _from_argv(req, spec.process)
     proc = confine(proc, caps_given, spec.process)
     if proc.terminal and req.detach and not req.console_socket:
         raise ContainerError("exec --tty --detach needs --console-socket")
-    program_path = directory / PROGRAM
+    program_path = Path(directory, PROGRAM)
     program = program_path.read_bytes() if program_path.exists() else b""
     started = join(record.pid, proc, hostname=spec.hostname, stdio=caller_stdio(),
                    cgroup=cgroups.from_state(record.cgroup or {}), program=program)

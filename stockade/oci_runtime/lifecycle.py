@@ -19,13 +19,16 @@ import select
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from engine.errors import StockadeError
-from stockade.oci_runtime.state import (FIFO, ContainerError, ContainerNotFound, Record, container_dir,
-                                        init_alive, load, locked, oci_state, remove, status)
+from stockade.oci_runtime.state import (FIFO, STATE_FILE, ContainerError, ContainerNotFound, Record,
+                                        container_dir, init_alive, load, locked, oci_state, remove, status)
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see state.py)
 if TYPE_CHECKING:
+    from typing import Any
+
+    from engine.runtime.cgroups import Cgroup
     from stockade.oci_runtime.cli import Globals
 
 START_POLL = 0.1  # seconds between liveness checks while waiting for the init's byte
@@ -56,7 +59,7 @@ def start(g: Globals, cid: str) -> None:
         if current != "created":
             raise ContainerError(f"cannot start a container that is {current}" if current == "running"
                                  else "cannot start a container that has stopped")
-        fifo = directory / FIFO
+        fifo = os.path.join(directory, FIFO)
         fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             poller = select.poll()
@@ -70,7 +73,7 @@ def start(g: Globals, cid: str) -> None:
                     raise ContainerError(f"container {cid}: its init exited before it could start")
         finally:
             os.close(fd)
-        fifo.unlink()
+        os.unlink(fifo)
     _run_hooks(g, record, "poststart", "running")
 
 
@@ -94,7 +97,7 @@ def parse_signal(text: str) -> int:
         raise ContainerError(f"unknown signal {text!r}") from None
 
 
-def _cgroup(record: Record) -> Any:
+def _cgroup(record: Record) -> Cgroup | None:
     if not record.cgroup:
         return None
     from engine.runtime import cgroups
@@ -155,7 +158,7 @@ def _wait_stopped(record: Record, timeout: float) -> bool:
 
 def delete(g: Globals, cid: str, *, force: bool) -> None:
     directory = container_dir(g.root, cid)
-    if directory.is_dir() and not (directory / "state.json").exists():
+    if os.path.isdir(directory) and not os.path.exists(os.path.join(directory, STATE_FILE)):
         remove(directory)  # a create that died half-way: nothing runs
         return
     try:

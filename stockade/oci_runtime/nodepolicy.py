@@ -33,11 +33,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from engine.errors import StockadeError
+from engine.records import Record, asdict, field
 from engine.spec import CapabilitySets
 from stockade.oci_runtime.bundle import Translated, host_capabilities
 
@@ -57,8 +57,7 @@ class NodePolicyRefusal(StockadeError):
     """The node policy refuses this bundle; the message lists every violation."""
 
 
-@dataclass
-class Outcome:
+class Outcome(Record):
     """What the policy decided for an allowed bundle: the effective settings and what to log."""
 
     policy: str

@@ -427,3 +427,22 @@ def test_systemd_cgroup_paths_without_systemd(runtime: Runtime, tmp_path: Path) 
             parent = CGROUP_V1 / controller / "stockadetest.slice"
             if parent.is_dir():
                 parent.rmdir()
+
+
+def test_the_light_verbs_load_neither_pathlib_nor_typing(runtime: Runtime, tmp_path: Path) -> None:
+    """``start``, ``state``, ``kill`` and ``delete`` run four times per Kubernetes container: their
+    modules keep to ``os`` paths and the name ``TYPE_CHECKING`` (pathlib, typing and dataclasses
+    are each milliseconds of such a process), and they still do their work."""
+    bundle, cid = _bundle(tmp_path, "sleep", "30")
+    created = runtime.create(bundle, cid)
+    code = ("import json, sys\nfrom stockade.oci_runtime.cli import main\nrc = main(sys.argv[1:])\n"
+            "sys.stdout.flush()\nprint(json.dumps([rc, sorted(sys.modules)]))")
+    for verb in (("start", cid), ("state", cid), ("kill", cid, "KILL"), ("delete", "--force", cid)):
+        proc = subprocess.run([sys.executable, "-c", code, *runtime.argv(*verb)[1:]], capture_output=True,  # nosec
+                              text=True, timeout=60, env={**runtime.env(), "PYTHONPATH": str(REPO)})
+        rc, modules = json.loads(proc.stdout.splitlines()[-1])
+        assert rc == 0, proc.stderr
+        assert {"pathlib", "typing", "dataclasses"} & set(modules) == set(), verb
+        if verb[0] == "kill":
+            created.wait()
+    assert not (runtime.root / cid).exists()
