@@ -184,7 +184,8 @@ def _blobs_only(ref: str, root: Path) -> float:
     store.layout.ensure()
 
     def fetch(desc: object) -> None:
-        with store.blobs.ingest(desc.digest, desc.size, verify=False) as writer:  # type: ignore[attr-defined]
+        with store.blobs.ingest(desc.digest, desc.size, verify=False,  # type: ignore[attr-defined]
+                                direct=True) as writer:
             if writer is not None:
                 with client.open_blob(reference, desc) as reader:  # type: ignore[arg-type]
                     writer.copy_from(reader)

@@ -85,9 +85,18 @@ class _Prefixed:
         return self._blob.read(size)
 
     def readinto(self, buffer: bytearray | memoryview) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
+        if self._head:
+            data = self.read(len(buffer))
+            buffer[:len(data)] = data
+            return len(data)
+        # Straight into the caller's buffer (isal's reader asks for 512 KiB at a time): a read()
+        # here cost two copies of every compressed byte.
+        readinto = getattr(self._blob, "readinto", None)
+        if readinto is None:
+            data = self._blob.read(len(buffer))
+            buffer[:len(data)] = data
+            return len(data)
+        return int(readinto(buffer))
 
 
 def _read_head(blob: BinaryIO) -> bytes:

@@ -90,7 +90,7 @@ class _Puller:
             return
         # verify=False: the BlobReader checks digest and size of every byte it delivers and
         # raises at EOF; nothing is committed before the stream was read to its end.
-        with store.blobs.ingest(desc.digest, desc.size, verify=False) as writer:
+        with store.blobs.ingest(desc.digest, desc.size, verify=False, direct=True) as writer:
             if writer is None:
                 store.ensure_layer(desc, diff_id, chain, parent, sync_dir=False)
                 self._emit(desc, "exists", desc.size)

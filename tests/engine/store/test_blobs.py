@@ -12,7 +12,7 @@ import pytest
 
 from engine.registry.errors import VerificationError
 from engine.registry.manifest import Descriptor
-from engine.store.blobs import BlobStore
+from engine.store.blobs import BlobStore, BlobWriter
 from engine.store.layout import StoreError, StoreLayout
 from engine.store.locks import Busy, locked, remove_lock_file
 from tests.engine.registry.hostile import digest_of
@@ -42,6 +42,24 @@ def test_verified_before_visible(blobs: BlobStore) -> None:
     assert blobs.write_bytes(data) == digest and blobs.read(digest, 10_000) == data
     with blobs.ingest(digest, len(data)) as writer:
         assert writer is None  # already present: nothing to write
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_every_size_lands_whole_around_or_through_the_page_cache(blobs: BlobStore, direct: bool) -> None:
+    """Layer blobs go around the page cache in aligned blocks, the tail padded and cut off again;
+    others are buffered. Either way the file holds exactly the bytes written, whatever the sizes of
+    the writes and of the blob (empty, a block's edge, a buffer's edge, several buffers)."""
+    block, buffer = BlobWriter.ALIGN, BlobWriter.BUFFER
+    for size in (0, 1, block - 1, block, block + 1, buffer - 1, buffer, buffer + 1, 2 * buffer + 12345):
+        data = os.urandom(size)
+        digest = digest_of(data)
+        with blobs.ingest(digest, size, direct=direct) as writer:
+            assert writer is not None and writer.direct is direct  # this filesystem takes O_DIRECT
+            for offset in range(0, size, 1_000_003):  # writes that straddle the buffer's edges
+                writer.write(memoryview(data)[offset:offset + 1_000_003])
+            writer.commit()
+        assert blobs.path(digest).read_bytes() == data, size
+    assert list(blobs.temporaries()) == []
 
 
 def test_damaged_blob_is_detected_on_read(blobs: BlobStore) -> None:

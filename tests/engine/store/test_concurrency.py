@@ -17,6 +17,7 @@ from pathlib import Path
 
 from engine.config import Paths
 from engine.store import Store
+from engine.store.blobs import BlobWriter
 from tests.engine.layers.builders import file
 from tests.engine.registry.fixtures import make_config
 from tests.engine.registry.hostile import Hostile, digest_of
@@ -51,9 +52,11 @@ def test_two_pulls_of_one_image_at_once(tmp_path: Path, hostile: Hostile) -> Non
 
 
 def test_kill_9_mid_pull_then_a_rerun_completes(tmp_path: Path, hostile: Hostile) -> None:
-    big = os.urandom(4_000_000)
+    # Larger than the blob writer's buffer, so the temporary file holds data while the rest of the
+    # blob is still on its way (paced: 64 KiB per 10 ms).
+    big = os.urandom(BlobWriter.BUFFER * 3 // 2)
     parts = make_image([[file("small", b"s")], [file("big", big)]])
-    hostile.image("slow/app", "latest", parts.config, list(parts.layers), pace=0.02)
+    hostile.image("slow/app", "latest", parts.config, list(parts.layers), pace=0.01)
     ref = f"{hostile.host}/slow/app:latest"
     root = tmp_path / "root"
     blobs = root / "blobs" / "sha256"
@@ -62,7 +65,7 @@ def test_kill_9_mid_pull_then_a_rerun_completes(tmp_path: Path, hostile: Hostile
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         partial = [p for p in blobs.glob(f".{big_hex}.tmp-*")] if blobs.exists() else []
-        if partial and partial[0].stat().st_size > 200_000:
+        if partial and partial[0].stat().st_size >= BlobWriter.BUFFER:
             break
         time.sleep(0.02)
     else:
