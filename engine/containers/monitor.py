@@ -29,7 +29,7 @@ from engine.containers import state
 from engine.containers.store import ContainerStore
 from engine.errors import StockadeError
 from engine.runtime.channel import CommandError, LaunchError, raise_reported
-from engine.runtime.init import exit_code
+from engine.runtime.init import exit_code, forward_signals
 from engine.runtime.launcher import LaunchConfig, Started, launch
 from engine.runtime.process import Stdio, caller_terminal, close_fds
 from engine.spec import Spec
@@ -167,16 +167,8 @@ def attach(started: Started, *, interactive: bool) -> int:
     """Hold a started process in the foreground (``run``, ``exec``): forward the signals the caller
     gets (the caller blocked them until now), relay its pty, and return its wait status."""
     pid, master = started.pid, started.pty_master
-
-    def forward(signum: int, _frame: object) -> None:
-        if signum == signal.SIGWINCH and master is not None:
-            return  # the relay resizes the pty itself
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
+    # With a pty the relay resizes it on SIGWINCH itself (until then the signal is ignored).
+    forward_signals(pid, [s for s in FORWARDED if master is None or s != signal.SIGWINCH])
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
     if master is not None:
         from engine.containers.terminal import relay

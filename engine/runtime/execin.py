@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from engine.runtime import channel, idmap, process
 from engine.runtime import syscalls as sc
-from engine.runtime.launcher import Started, await_exec, kill_and_reap, reap
+from engine.runtime.launcher import Started, await_exec, run_stages
 from engine.spec import Process
 
 if TYPE_CHECKING:
@@ -59,53 +59,23 @@ def join(init_pid: int, proc: Process, *, hostname: str, stdio: process.Stdio, c
     sys_ = syscalls or sc.default()
     process.check_rlimits(proc)
     namespaces = _namespace_fds(init_pid)
-    sys_.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-    parent_sock, child_sock = channel.pair()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        parent_sock.close()
-        _intermediate(namespaces, proc, hostname, stdio, child_sock, program, sys_)
-    child_sock.close()
-    for _, fd, _ in namespaces:
-        os.close(fd)
-    target = 0
-    try:
-        if cgroup is not None:
-            cgroup.add(pid)
-        parent_sock.send(b"go")
-        target = int(channel.expect(parent_sock, b"pid:", "joining the container"))
-        reap(pid)
-        pid = 0
-        master = await_exec(parent_sock, terminal=proc.terminal, winsize_from=winsize_from)
-        return Started(pid=target, pty_master=master)
-    except BaseException:
-        kill_and_reap(pid, target)
-        raise
-    finally:
-        parent_sock.close()
+    return run_stages(lambda sock: _join_namespaces(namespaces, sock, sys_),
+                      lambda sock: _process(proc, hostname, stdio, sock, program, sys_), sys_, cgroup=cgroup,
+                      inherited=tuple(fd for _, fd, _ in namespaces),
+                      ready=lambda sock, _: await_exec(sock, terminal=proc.terminal, winsize_from=winsize_from),
+                      what="joining the container")
 
 
-def _intermediate(namespaces: list[tuple[str, int, int]], proc: Process, hostname: str,
-                  stdio: process.Stdio, sock: socket.socket, program: bytes,
-                  sys_: sc.Syscalls) -> None:  # pragma: no cover - runs in a forked child
-    code = 1
-    try:
-        if sock.recv(channel.MSG_SIZE) != b"go":
-            os._exit(1)
-        sys_.prctl(sc.PR_SET_DUMPABLE, 0)
-        for name, fd, nstype in namespaces:
-            sys_.setns(fd, nstype)
-            if name == "user":
-                idmap.become_root()
-        child = os.fork()
-        if child == 0:
-            _process(proc, hostname, stdio, sock, program, sys_)
-        sock.send(f"pid:{child}".encode())
-        code = 0
-    except BaseException as exc:  # noqa: BLE001 - every failure is reported to the builder
-        channel.report(sock, exc)
-    finally:
-        os._exit(code)
+def _join_namespaces(namespaces: list[tuple[str, int, int]], sock: socket.socket,
+                     sys_: sc.Syscalls) -> None:  # pragma: no cover - the intermediate
+    """Once the builder says go: join the container's namespaces, its user namespace first."""
+    if sock.recv(channel.MSG_SIZE) != b"go":
+        os._exit(1)
+    sys_.prctl(sc.PR_SET_DUMPABLE, 0)
+    for name, fd, nstype in namespaces:
+        sys_.setns(fd, nstype)
+        if name == "user":
+            idmap.become_root()
 
 
 def _process(proc: Process, hostname: str, stdio: process.Stdio, sock: socket.socket, program: bytes,

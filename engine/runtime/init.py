@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Callable
+from typing import Callable, Iterable
 
 FORWARDED = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1,
              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT, signal.SIGALRM, signal.SIGPWR)
@@ -24,6 +24,18 @@ def exit_code(status: int) -> int:
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
+
+
+def forward_signals(pid: int, signals: Iterable[int]) -> None:
+    """Pass each of ``signals`` this process receives on to ``pid`` (already gone: nothing to do)."""
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in signals:
+        signal.signal(sig, forward)
 
 
 def run_init(start_child: Callable[[], None], *, terminal: bool,
@@ -44,15 +56,7 @@ def run_init(start_child: Callable[[], None], *, terminal: bool,
             os.tcsetpgrp(0, child)
         except OSError:
             pass
-
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in FORWARDED:
-        signal.signal(sig, forward)
+    forward_signals(child, FORWARDED)
     for sig in IGNORED:
         signal.signal(sig, signal.SIG_IGN)
     while True:

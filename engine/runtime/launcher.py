@@ -111,41 +111,69 @@ def launch(cfg: LaunchConfig, syscalls: sc.Syscalls | None = None) -> Started:
                        and "network" not in spec.namespace_paths)
     joined = _open_namespaces(spec.namespace_paths)
     fifo = -1
+    if cfg.gate is not None:
+        try:
+            fifo = _open_fifo(cfg.gate.fifo)
+        except BaseException:
+            _close(*[fd for _, fd, _ in joined])
+            raise
+
+    def maps(sock: socket.socket, pid: int) -> None:
+        if spec.user_namespace:
+            channel.expect(sock, b"userns", "user namespace creation")
+            idmap.write(pid, spec.uid_mappings, spec.gid_mappings, helper=cfg.map_with_helper)
+
+    def ready(sock: socket.socket, init_pid: int) -> int | None:
+        if cfg.before_rootfs is not None:
+            cfg.before_rootfs(init_pid)
+        sock.send(b"reparented:%d" % init_pid)
+        if cfg.gate is not None:
+            return await_created(sock, terminal=spec.process.terminal)
+        return await_exec(sock, terminal=spec.process.terminal, winsize_from=cfg.winsize_from)
+
+    return run_stages(lambda sock: _create_namespaces(cfg, joined, sock, sys_),
+                      lambda sock: _init(cfg, plan, fifo, sock, sys_), sys_, cgroup=cfg.cgroup,
+                      inherited=(*[fd for _, fd, _ in joined], fifo), before_go=maps, ready=ready,
+                      what="namespace creation")
+
+
+Stage = Callable[[socket.socket], None]  # runs in a child with its end of the stage socket
+
+
+def run_stages(enter: Stage, stage: Stage, sys_: sc.Syscalls, *, cgroup: Cgroup | None,
+               inherited: tuple[int, ...], ready: Callable[[socket.socket, int], int | None], what: str,
+               before_go: Callable[[socket.socket, int], None] | None = None) -> Started:
+    """The stages of a launch and of an exec, from the builder: fork the intermediate (``enter``
+    puts it in the container's namespaces, then it forks the process that runs ``stage``), close the
+    ``inherited`` fds it took along, put it in ``cgroup``, let ``before_go`` do what must precede its
+    namespaces (the user namespace's maps), say go, take the new process's pid, reap the
+    intermediate, and return once ``ready`` says that process is done (its pty master, if any). On
+    any failure both are killed."""
     sys_.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     parent_sock, child_sock = channel.pair()
     try:
-        if cfg.gate is not None:
-            fifo = _open_fifo(cfg.gate.fifo)
         pid = os.fork()
     except BaseException:
-        _close(*[fd for _, fd, _ in joined], fifo)
+        _close(*inherited)
         parent_sock.close()
         child_sock.close()
         raise
     if pid == 0:  # pragma: no cover - runs in the child
         parent_sock.close()
-        _intermediate(cfg, plan, joined, fifo, child_sock, sys_)
+        _intermediate(child_sock, enter, stage)
     child_sock.close()
-    _close(*[fd for _, fd, _ in joined], fifo)
+    _close(*inherited)
     init_pid = 0
     try:
-        if cfg.cgroup is not None:
-            cfg.cgroup.add(pid)
-        if spec.user_namespace:
-            channel.expect(parent_sock, b"userns", "user namespace creation")
-            idmap.write(pid, spec.uid_mappings, spec.gid_mappings, helper=cfg.map_with_helper)
+        if cgroup is not None:
+            cgroup.add(pid)
+        if before_go is not None:
+            before_go(parent_sock, pid)
         parent_sock.send(b"go")
-        init_pid = int(channel.expect(parent_sock, b"pid:", "namespace creation"))
+        init_pid = int(channel.expect(parent_sock, b"pid:", what))
         reap(pid)
         pid = 0
-        if cfg.before_rootfs is not None:
-            cfg.before_rootfs(init_pid)
-        parent_sock.send(b"reparented:%d" % init_pid)
-        if cfg.gate is not None:
-            master = await_created(parent_sock, terminal=spec.process.terminal)
-        else:
-            master = await_exec(parent_sock, terminal=spec.process.terminal, winsize_from=cfg.winsize_from)
-        return Started(pid=init_pid, pty_master=master)
+        return Started(pid=init_pid, pty_master=ready(parent_sock, init_pid))
     except BaseException:
         kill_and_reap(pid, init_pid)
         raise
@@ -207,36 +235,44 @@ def await_exec(sock: socket.socket, *, terminal: bool, winsize_from: int | None)
     return master
 
 
-def _intermediate(cfg: LaunchConfig, plan: rootfs.Plan, joined: list[tuple[str, int, int]], fifo: int,
-                  sock: socket.socket, sys_: sc.Syscalls) -> None:  # pragma: no cover - a forked child
+def _intermediate(sock: socket.socket, enter: Stage, stage: Stage) -> None:  # pragma: no cover - a forked child
+    """Enter the namespaces, fork the container's process (only a child lands in a new or joined PID
+    namespace), report its pid to the builder and exit; or report why not."""
     code = 1
     try:
-        spec = cfg.spec
-        for name, fd, flag in joined:
-            sys_.setns(fd, flag)
-            os.close(fd)
-            if name == "user":
-                idmap.become_root()
-        if spec.user_namespace:
-            sys_.unshare(sc.CLONE_NEWUSER)
-            sock.send(b"userns")
-        if sock.recv(channel.MSG_SIZE) != b"go":
-            os._exit(1)
-        if spec.user_namespace:
-            idmap.become_root()
-        flags = 0
-        for name in spec.namespaces:
-            flags |= NS_FLAGS.get(name, 0)
-        sys_.unshare(flags)
+        enter(sock)
         child = os.fork()
         if child == 0:
-            _init(cfg, plan, fifo, sock, sys_)
+            stage(sock)
         sock.send(f"pid:{child}".encode())
         code = 0
     except BaseException as exc:  # noqa: BLE001 - every failure is reported to the builder
         channel.report(sock, exc)
     finally:
         os._exit(code)
+
+
+def _create_namespaces(cfg: LaunchConfig, joined: list[tuple[str, int, int]], sock: socket.socket,
+                       sys_: sc.Syscalls) -> None:  # pragma: no cover - the intermediate
+    """Join the namespaces given by path (a user namespace first), then create the user namespace and
+    wait for its maps, then the others."""
+    spec = cfg.spec
+    for name, fd, flag in joined:
+        sys_.setns(fd, flag)
+        os.close(fd)
+        if name == "user":
+            idmap.become_root()
+    if spec.user_namespace:
+        sys_.unshare(sc.CLONE_NEWUSER)
+        sock.send(b"userns")
+    if sock.recv(channel.MSG_SIZE) != b"go":
+        os._exit(1)
+    if spec.user_namespace:
+        idmap.become_root()
+    flags = 0
+    for name in spec.namespaces:
+        flags |= NS_FLAGS.get(name, 0)
+    sys_.unshare(flags)
 
 
 def arm_parent_death(sock: socket.socket, sys_: sc.Syscalls) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.config import parse_size
 from engine.errors import StockadeError, UsageError
+from stockade.commands.batch import each, print_pruned
 from stockade.context import Context
 from stockade.output import add_output_flag, print_json, print_table
 
@@ -336,17 +337,9 @@ def _store(ctx: Context) -> Any:
 
 
 def _each(ctx: Context, action: Any) -> int:
-    """Apply ``action(store, ref)`` to every named container; report failures and go on (Docker)."""
+    """Apply ``action(store, ref)`` to every named container (see ``each``)."""
     store = _store(ctx)
-    failed = 0
-    for ref in ctx.args.containers:
-        try:
-            action(store, ref)
-            print(ref)
-        except StockadeError as exc:
-            sys.stderr.write(f"stockade: error: {exc}\n")
-            failed = 1
-    return failed
+    return each(ctx.args.containers, lambda ref: action(store, ref))
 
 
 def cmd_start(ctx: Context) -> int:
@@ -384,12 +377,7 @@ def cmd_prune(ctx: Context) -> int:
     from engine.containers.lifecycle import prune
 
     removed = prune(_store(ctx))
-    if ctx.output == "json":
-        print_json({"ContainersDeleted": removed})
-    else:
-        print("Deleted Containers:")
-        for cid in removed:
-            print(cid)
+    print_pruned(ctx, "Containers", removed)
     return 0
 
 

@@ -7,10 +7,9 @@ unused anonymous volumes (and, with ``-a``, unused named ones too), as Docker 23
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from engine.errors import StockadeError
+from stockade.commands.batch import each, print_pruned
 from stockade.context import Context
 from stockade.output import add_output_flag, print_json, print_table
 
@@ -56,25 +55,12 @@ def cmd_inspect(ctx: Context) -> int:
 def cmd_rm(ctx: Context) -> int:
     vols = _volumes(ctx)
     in_use = _in_use(ctx)
-    failed = 0
-    for name in ctx.args.names:
-        try:
-            vols.remove(name, in_use=in_use, force=ctx.args.force)
-            print(name)
-        except StockadeError as exc:
-            sys.stderr.write(f"stockade: error: {exc}\n")
-            failed = 1
-    return failed
+    return each(ctx.args.names, lambda name: vols.remove(name, in_use=in_use, force=ctx.args.force))
 
 
 def cmd_prune(ctx: Context) -> int:
     removed = _volumes(ctx).prune(in_use=_in_use(ctx), all_volumes=ctx.args.all)
-    if ctx.output == "json":
-        print_json({"VolumesDeleted": removed})
-    else:
-        print("Deleted Volumes:")
-        for name in removed:
-            print(name)
+    print_pruned(ctx, "Volumes", removed)
     return 0
 
 
