@@ -14,12 +14,12 @@ and exits with the process's status, relaying its pty when there is no console s
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.atomicfile import write_atomic
+from engine.boundedio import load_json
 from engine.records import Record, field, replace
 from engine.spec import CapabilitySets, Process, Spec
 from stockade.oci_runtime.bundle import BundleError, process
@@ -48,16 +48,7 @@ class ExecRequest(Record):
 
 
 def _from_file(g: Globals, path: str) -> tuple[Process, bool]:
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_PROCESS + 1)
-        doc = json.loads(raw)
-    except OSError as exc:
-        raise BundleError(f"cannot read the process file {path}: {exc.strerror}") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BundleError(f"the process file {path} is not valid JSON: {exc}") from None
-    if len(raw) > MAX_PROCESS:
-        raise BundleError(f"the process file {path} is larger than {MAX_PROCESS} bytes")
+    _, doc = load_json(path, MAX_PROCESS, what=f"the process file {path}", error=BundleError)
     notes: list[tuple[str, str]] = []
     proc, caps_given = process(doc, notes, where="process")
     for level, message in notes:

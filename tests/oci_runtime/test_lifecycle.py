@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from stockade.oci_runtime.execute import MAX_PROCESS
 from tests.oci_runtime.support import (CGROUP_PARENT, CGROUP_V1, REPO, Runtime, command_config, make_bundle,
                                        new_id)
 
@@ -175,6 +176,21 @@ def test_exec_never_gets_more_than_the_container(runtime: Runtime, tmp_path: Pat
     st = status_of(runtime.ok("exec", "--process", process, cid))
     assert st["CapBnd"] == "0000000000000020"  # CAP_KILL only: runc spec's set has no SYS_ADMIN
     assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"  # the container's, not the process file's
+    runtime.ok("delete", "--force", cid)
+    assert created.wait() == 137
+
+
+def test_a_bad_process_file_is_one_error_line(runtime: Runtime, tmp_path: Path) -> None:
+    bundle, cid = _bundle(tmp_path, "sleep", "30")
+    created = runtime.create(bundle, cid)
+    runtime.ok("start", cid)
+    process = tmp_path / "process.json"
+    for content, expected in ((b"{" * 100_000, "is not valid JSON"),
+                              (b" " * (MAX_PROCESS + 1), f"is larger than {MAX_PROCESS} bytes")):
+        process.write_bytes(content)
+        refused = runtime("exec", "--process", process, cid)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert f"the process file {process} {expected}" in refused.stderr
     runtime.ok("delete", "--force", cid)
     assert created.wait() == 137
 
