@@ -229,7 +229,7 @@ class Store:
         manifest = parse_manifest(manifest_raw, None, where=f"manifest {manifest_digest}")
         if not isinstance(manifest, ImageManifest):
             raise StoreError(f"{manifest_digest} is not an image manifest")
-        size = manifest.config.size + sum(layer.size for layer in manifest.layers)
+        size = self._unpacked_size(config)
         created = config.get("created")
         with self.index.update() as index:
             index.images[manifest_digest] = {
@@ -244,6 +244,18 @@ class Store:
                 if tag:
                     index.tags[f"{name}:{tag}"] = manifest_digest
             return index.image(manifest_digest)
+
+    def _unpacked_size(self, config: dict[str, Any]) -> int:
+        """The image's size as ``docker images`` shows it: its layers' uncompressed bytes, which
+        is what it costs on disk (the compressed blobs a registry reports are a fraction of it).
+        Every caller has unpacked the layers before it records the image."""
+        total = 0
+        for chain in chain_ids(diff_ids(config)):
+            size = self.layers.metadata(chain).get("size")
+            if not isinstance(size, int):
+                raise StoreError(f"layer {chain}: its metadata has no size")
+            total += size
+        return total
 
     def tag(self, source: str, target: str) -> Image:
         image = self.resolve(source)

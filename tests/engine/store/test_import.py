@@ -46,6 +46,7 @@ def test_import_any_compression(store: Store, compress: object) -> None:
     assert image.repo_tags == ("docker.io/local/rootfs:v1",) and image.repo_digests == ()
     config = store.image_config(image)
     assert config["rootfs"]["diff_ids"] == [digest_of(ROOTFS)]
+    assert image.size == len(ROOTFS)  # uncompressed, as docker images counts it, whatever the input
     assert config["history"][0]["comment"] == "Imported from rootfs.tar"
     manifest = store.manifest(image)
     if data[:2] == b"\x1f\x8b":
