@@ -240,4 +240,5 @@ def test_decisions_are_logged_as_json_lines(webhook: Webhook) -> None:
     sent = review(workload("Pod", compliant_pod_spec(UNREGISTERED)))
     webhook.post(sent)
     uid = sent["request"]["uid"]
-    assert any(e.get("msg") == "decision" and e.get("uid") == uid and e["result"] == "allowed" for e in webhook.log)
+    entry = webhook.logged(lambda e: e.get("msg") == "decision" and e.get("uid") == uid)
+    assert entry["result"] == "allowed" and entry["request"] == "CREATE Pod default/w"

@@ -17,10 +17,11 @@ import ssl
 import subprocess  # nosec B404 # runs our own CLI and the repository's certificate script, argument lists
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tests.support.cli import REPO
 
@@ -54,6 +55,7 @@ class Webhook:
     certs: Path
     root: Path
     log: list[dict[str, Any]] = field(default_factory=list)
+    reader: threading.Thread | None = None  # fills ``log`` from the server's stderr
 
     def context(self, **options: Any) -> ssl.SSLContext:
         ctx = ssl.create_default_context(cafile=str(self.certs / "ca.crt"))
@@ -101,6 +103,17 @@ class Webhook:
     def metric(self, name: str, **labels: str) -> float:
         return self.metrics().get((name, frozenset(labels.items())), 0.0)
 
+    def logged(self, wanted: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
+        """The first log entry ``wanted`` accepts, waiting for it: the server logs a decision after
+        it answers, and a thread reads its stderr, so the line may arrive after the response."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = next((e for e in list(self.log) if wanted(e)), None)
+            if found is not None:
+                return found
+            assert time.monotonic() < deadline and self.process.poll() is None, f"not logged: {self.log}"
+            time.sleep(0.02)
+
     def stop(self, signum: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signum)
@@ -109,6 +122,8 @@ class Webhook:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.reader is not None:
+            self.reader.join(timeout=30)  # every line the server wrote is in ``log`` once stopped
         return self.process.returncode
 
 
@@ -136,14 +151,15 @@ def start_webhook(tmp: Path, certs: Path, policy: Path | str, *extra: str) -> We
                 ready.set()
         ready.set()
 
-    threading.Thread(target=read, daemon=True).start()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     ready.wait(60)
     listening = [e for e in log if e.get("msg") == "listening"]
     if not listening:
         proc.kill()
         proc.wait()
         raise RuntimeError(f"the webhook did not start: {log}")
-    return Webhook(proc, int(listening[0]["port"]), certs, root, log)
+    return Webhook(proc, int(listening[0]["port"]), certs, root, log, reader)
 
 
 def compliant_pod_spec(image: str, **container: Any) -> dict[str, Any]:
