@@ -206,12 +206,11 @@ def subject_of(ctx: Context, req: RunRequest, resolved: Resolved) -> Subject:
     config = Store(ctx.paths, ctx.config).image_config(image).get("config") or {}
     tagged = {t.rpartition(":")[0] for t in image.repo_tags} | {d.partition("@")[0] for d in image.repo_digests}
     if ref is not None and ref.name in tagged:
-        pinned = [d.partition("@")[2] for d in image.repo_digests if d.partition("@")[0] == ref.name]
-        # The digest the name was resolved to when pulled (an index for a multi-platform image):
-        # what a signer signed.
-        return Subject(req.image, ref.digest or (pinned[0] if pinned else image.digest), config)
+        # The digest this very tag was resolved to when pulled (an index for a multi-platform
+        # image): what a signer of the tag signed. Never another tag's digest in the repository.
+        return Subject(req.image, ref.digest or image.digest_for(f"{ref.name}:{ref.tag}"), config)
     if image.repo_tags:  # run by ID: judged by the name it is known by
-        return Subject(image.repo_tags[0], image.digest, config)
+        return Subject(image.repo_tags[0], image.digest_for(image.repo_tags[0]), config)
     return Subject(NAMELESS_REFERENCE, image.digest, config, named=False)
 
 

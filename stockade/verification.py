@@ -229,7 +229,7 @@ class PolicySignatures:
         if not requirements:
             return SignatureVerdict(False, f"policy {self.policy.label} requires no signature for {name}: "
                                            "nothing proves who built it")
-        facts = self.verifier.verify(name, requirements, digest=image.digest)
+        facts = self.verifier.verify(name, requirements, digest=image.signed_digest or image.digest)
         if facts.error is not None:
             raise CheckError(f"cannot verify the signatures of {name}: {facts.error}")
         decision = evaluate(self.policy, {"image": {"reference": name, **facts.as_image()}, "container": {}})

@@ -7,7 +7,13 @@ Three maps, all keyed by canonical strings:
 * ``tags``: ``registry/repository:tag`` -> image manifest digest;
 * ``digests``: ``registry/repository@digest`` -> image manifest digest, for every digest a registry
   knows the image by (Docker's RepoDigests): the manifest's own, or the index's when the image was
-  pulled through a multi-platform index.
+  pulled through a multi-platform index;
+* ``pins``: ``registry/repository:tag`` -> the digest the registry resolved that tag to when the
+  image was pulled (or pushed) under it. A signer signs what a tag names, which for a
+  multi-platform image is the index: the policy gate must verify the digest *this tag* was resolved
+  to, not any digest of the repository (another tag of the same repository may name the same
+  manifest unsigned). A tag made locally has no pin. Optional, so older indexes still load: a tag
+  without a pin is judged by the image manifest's own digest.
 
 Readers load the file without locking (it is only ever replaced atomically); writers hold the index
 lock across read-modify-write so concurrent pulls never lose each other's entries.
@@ -40,10 +46,16 @@ class Image(Record, frozen=True):
     size: int
     platform: str
     added: str
+    pins: tuple[tuple[str, str], ...] = ()  # (tag, the digest the registry resolved it to)
 
     @property
     def dangling(self) -> bool:
         return not self.repo_tags
+
+    def digest_for(self, tag: str) -> str:
+        """The digest ``tag`` (``registry/repository:tag``) named when this image was stored under
+        it: what a signer of that tag signed."""
+        return dict(self.pins).get(tag, self.digest)
 
 
 class IndexDoc:
@@ -53,9 +65,24 @@ class IndexDoc:
         self.images: dict[str, dict[str, Any]] = doc["images"]
         self.tags: dict[str, str] = doc["tags"]
         self.digests: dict[str, str] = doc["digests"]
+        self.pins: dict[str, str] = doc.get("pins", {})
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": VERSION, "images": self.images, "tags": self.tags, "digests": self.digests}
+        return {"version": VERSION, "images": self.images, "tags": self.tags, "digests": self.digests,
+                "pins": {t: d for t, d in self.pins.items() if t in self.tags}}
+
+    def set_tag(self, tag: str, manifest_digest: str, resolved: str | None) -> None:
+        """Point ``tag`` at an image; ``resolved`` is the digest a registry resolved it to (None
+        for a tag made locally, which keeps no pin)."""
+        self.tags[tag] = manifest_digest
+        if resolved:
+            self.pins[tag] = resolved
+        else:
+            self.pins.pop(tag, None)
+
+    def drop_tag(self, tag: str) -> None:
+        self.tags.pop(tag, None)
+        self.pins.pop(tag, None)
 
     def image(self, manifest_digest: str) -> Image:
         record = self.images[manifest_digest]
@@ -63,7 +90,8 @@ class IndexDoc:
         digests = tuple(sorted(d for d, m in self.digests.items() if m == manifest_digest))
         return Image(id=record["id"], digest=manifest_digest, media_type=record["mediaType"],
                      repo_tags=tags, repo_digests=digests, created=record.get("created"),
-                     size=record["size"], platform=record.get("platform", ""), added=record["added"])
+                     size=record["size"], platform=record.get("platform", ""), added=record["added"],
+                     pins=tuple((t, self.pins[t]) for t in tags if t in self.pins))
 
     def all_images(self) -> list[Image]:
         return [self.image(d) for d in self.images]
@@ -74,6 +102,7 @@ class IndexDoc:
         for table in (self.tags, self.digests):
             for key in [k for k, m in table.items() if m == manifest_digest]:
                 del table[key]
+        self.pins = {t: d for t, d in self.pins.items() if t in self.tags}
 
 
 def _validate(doc: Any, where: str) -> dict[str, Any]:
@@ -88,7 +117,9 @@ def _validate(doc: Any, where: str) -> dict[str, Any]:
                                                    for k in ("id", "mediaType", "added")) \
                 or not isinstance(record.get("size"), int):
             raise StoreError(f"{where}: malformed record for image {digest}")
-    for key in ("tags", "digests"):
+    if not isinstance(doc.setdefault("pins", {}), dict):
+        raise StoreError(f"{where}: 'pins' must be an object")
+    for key in ("tags", "digests", "pins"):
         if not all(isinstance(v, str) for v in doc[key].values()):
             raise StoreError(f"{where}: malformed '{key}'")
     return doc
@@ -103,7 +134,7 @@ class ImageIndex:
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
-            return IndexDoc({"images": {}, "tags": {}, "digests": {}})
+            return IndexDoc({"images": {}, "tags": {}, "digests": {}, "pins": {}})
         try:
             doc = json.loads(raw)
         except ValueError as exc:

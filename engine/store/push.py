@@ -75,6 +75,8 @@ def push(store: "Store", client: RegistryClient, image: Image, dest: Reference, 
     with store.index.update() as index:
         if image.digest in index.images:
             index.digests[f"{dest.name}@{digest}"] = image.digest
+            if dest.tag and index.tags.get(f"{dest.name}:{dest.tag}") == image.digest:
+                index.set_tag(f"{dest.name}:{dest.tag}", image.digest, digest)  # the registry's now
     return PushResult(digest=digest, size=len(raw), uploaded=uploaded)
 
 

@@ -242,7 +242,7 @@ class Store:
                 if digest:
                     index.digests[f"{name}@{digest}"] = manifest_digest
                 if tag:
-                    index.tags[f"{name}:{tag}"] = manifest_digest
+                    index.set_tag(f"{name}:{tag}", manifest_digest, digest)
             return index.image(manifest_digest)
 
     def _unpacked_size(self, config: dict[str, Any]) -> int:
@@ -264,7 +264,9 @@ class Store:
             raise ReferenceError(f"cannot tag {target!r}: a tag cannot include a digest")
         self.layout.ensure()
         with self.index.update() as index:
-            index.tags[f"{ref.name}:{ref.tag}"] = image.digest
+            key = f"{ref.name}:{ref.tag}"
+            if index.tags.get(key) != image.digest:  # retagged here: no registry resolved it
+                index.set_tag(key, image.digest, None)
             return index.image(image.digest)
 
     def remove(self, names: Sequence[str], *, force: bool = False,
@@ -286,7 +288,7 @@ class Store:
                     raise ImageInUseError(f"image {name} ({current.id[:19]}) is used by a container: "
                                           "remove the container first, or use --force to untag it")
                 for tag in untag:
-                    index.tags.pop(tag, None)
+                    index.drop_tag(tag)
                     out.append(Removed("untagged", tag))
                 if not left and not in_use(current):
                     out += [Removed("untagged", d) for d in current.repo_digests]

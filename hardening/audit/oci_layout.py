@@ -68,6 +68,7 @@ class OciLayoutImage:
     config: Mapping[str, Any]
     layer_descs: list[Mapping[str, Any]]
     limits: UnpackLimits
+    signed_digest: str | None = None  # the layout's own entry: an index for a multi-platform image
     _files: list[list[LayerFile]] = field(default_factory=list)
     _whiteouts: list[set[str]] = field(default_factory=list)
 
@@ -194,7 +195,8 @@ def open_layout(spec: str, limits: UnpackLimits | None = None) -> OciLayoutImage
         raise LayoutError(f"{layout} is not an OCI image layout (no oci-layout file)")
     index = _read_object(layout / "index.json")
     desc = _pick(_descriptors(index, "manifests", layout / "index.json"), tag or None, layout)
-    image = OciLayoutImage(layout, "", None, (), {}, [], limits or UnpackLimits.from_config(UnpackConfig()))
+    image = OciLayoutImage(layout, "", None, (), {}, [], limits or UnpackLimits.from_config(UnpackConfig()),
+                           signed_digest=str(desc.get("digest")))
     manifest = _read_object(image._blob_path(str(desc.get("digest"))), str(desc.get("digest")))
     if desc.get("mediaType") in INDEX_TYPES or manifest.get("mediaType") in INDEX_TYPES:
         children = [m for m in _descriptors(manifest, "manifests", desc.get("digest"))

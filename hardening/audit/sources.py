@@ -34,6 +34,7 @@ class StoreImage:
     config: Mapping[str, Any]
     layer_dirs: list[Path] = field(default_factory=list)
     missing_layers: list[str] = field(default_factory=list)
+    signed_digest: str | None = None
 
     @property
     def name(self) -> str:
@@ -73,10 +74,25 @@ class StoreImages:
         for image in chosen:
             config = store.image_config(image)
             chains = chain_ids(diff_ids(config))
-            out.append(StoreImage(image.id, image.digest, tuple(image.repo_tags), config,
+            tags = _named_first(image.repo_tags, self.only)
+            out.append(StoreImage(image.id, image.digest, tags, config,
                                   [store.layers.path(c) for c in chains],
-                                  [c for c in chains if not store.layers.has(c)]))
+                                  [c for c in chains if not store.layers.has(c)],
+                                  image.digest_for(tags[0]) if tags else None))
         return out
+
+
+def _named_first(tags: tuple[str, ...], only: str | None) -> tuple[str, ...]:
+    """The image's tags, the one ``--image`` named first: the audit judges an image by its first
+    name (IMG-009's signature is the one that name carries), and the user chose that name."""
+    from engine.reference import Reference, ReferenceError
+
+    try:
+        ref = Reference.parse(only) if only else None
+    except ReferenceError:  # an ID or digest prefix: no name was chosen
+        ref = None
+    chosen = f"{ref.name}:{ref.tag}" if ref is not None and not ref.digest else None
+    return tuple(sorted(tags, key=lambda t: t != chosen))
 
 
 @dataclass

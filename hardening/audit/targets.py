@@ -36,6 +36,9 @@ class ImageRecord(Protocol):
     id: str  # config digest (the image ID)
     digest: str | None  # manifest digest, when known
     tags: tuple[str, ...]  # references naming it
+    # What a signer of ``tags[0]`` signed: the digest that tag was resolved to (an index for a
+    # multi-platform image; None: the manifest digest), so IMG-009 judges what ``run`` would.
+    signed_digest: str | None
     config: Mapping[str, Any]  # the OCI image config (``config``, ``history``, ``created`` …)
 
     @property
@@ -76,6 +79,7 @@ class DocumentImage:
     tags: tuple[str, ...] = ()
     digest: str | None = None
     layers: Sequence[Sequence[Mapping[str, Any]]] = field(default_factory=list)
+    signed_digest: str | None = None
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> "DocumentImage":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.engine.runtime.support import Engine, engine  # noqa: F401 - fixture
-from tests.stockade.gated import Gated, gated, ok, tree  # noqa: F401 - fixture
+from tests.stockade.gated import KEY_ENV, Gated, gated, ok, tree  # noqa: F401 - fixture
 from tests.support.cli import REPO, stockade
 
 FORBIDDEN_AT_START = ("sigstore", "tuf", "cel_expr_python", "engine.registry", "engine.store")
@@ -96,6 +96,43 @@ def test_audit_img009_passes_a_signed_image_and_fails_an_unsigned_one(engine: En
     # A policy that requires no signature leaves nothing to check against.
     proc = engine("audit", "images", "--check", "IMG-009", "--policy", "restricted", "-o", "json", "--fail-on", "none")
     assert {r["status"] for r in json.loads(proc.stdout)["results"]} == {"SKIP"}
+
+
+def test_an_index_signed_image_passes_run_and_img009_alike(engine: Engine, gated: Gated,
+                                                          tmp_path: Path) -> None:
+    """A signer signs what a tag names: for a multi-platform image, the index. ``run`` and the audit
+    must both judge the index's signature, not the platform manifest the store holds."""
+    from engine.config import Paths, load_config
+    from engine.reference import Reference
+    from engine.registry import RegistryClient
+    from engine.registry import mediatypes as mt
+
+    source = Reference.parse(gated.images["unsigned"])
+    client = RegistryClient(load_config(), Paths.default(root=tmp_path / "client"))
+    try:
+        found = client.get_manifest(source)
+        index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+            {"mediaType": found.media_type, "digest": gated.digests["unsigned"], "size": len(found.raw),
+             "platform": {"os": "linux", "architecture": "amd64"}}]}).encode()
+        multi = f"{gated.registry.host}/gated/unsigned:multi"
+        index_digest = client.put_manifest(Reference.parse(multi), index, mt.OCI_INDEX)
+    finally:
+        client.close()
+    signed = json.loads(ok(stockade("sign", "--key", gated.keys / "trusted.key", multi, "-o", "json",
+                                    env=KEY_ENV)))
+    assert signed["digest"] == index_digest
+    ok(engine("pull", multi))
+    proc = engine("run", "--rm", "--policy", gated.policy, multi, "id", "-u")
+    assert proc.returncode == 0 and proc.stdout == "1000\n", proc.stderr
+    # The same manifest under its own tag, which nobody signed, is still refused.
+    ok(engine("pull", gated.images["unsigned"]))
+    proc = engine("run", "--rm", "--policy", gated.policy, gated.images["unsigned"], "id", "-u")
+    assert proc.returncode == 122 and "no signature" in proc.stderr, proc.stderr
+    proc = engine("audit", "images", "--image", multi, "--check", "IMG-009", "--policy", gated.policy,
+                  "-o", "json", "--fail-on", "none")
+    assert proc.returncode == 0, proc.stderr
+    [result] = json.loads(proc.stdout)["results"]
+    assert result["status"] == "PASS", result["message"]
 
 
 @pytest.mark.parametrize("argv", [["version"], ["run", "--rm", "--policy", "restricted", "-u", "1000",

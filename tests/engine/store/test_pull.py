@@ -214,6 +214,14 @@ def test_multi_platform_index(store: Store, make_client: Make, registry: Registr
     assert result.digest == digest_of(index) and result.image.digest == amd.digest
     assert result.image.repo_digests == (f"{ref.name}@{digest_of(index)}",)  # Docker's RepoDigests
     assert store.blobs.has(digest_of(index))
+    # The tag is pinned to the index it named (what a signer of the tag signed); another tag of
+    # the same repository on the same manifest, made here, is judged by the manifest alone.
+    tag = f"{ref.name}:latest"
+    assert result.image.digest_for(tag) == digest_of(index)
+    retagged = store.tag(amd.digest, f"{ref.name}:local")
+    assert retagged.digest_for(f"{ref.name}:local") == amd.digest
+    assert retagged.digest_for(tag) == digest_of(index)  # an existing tag keeps its pin
+    store.remove([f"{ref.name}:local"])
     arm_result = store.pull(ref, client, platform=Platform.parse("linux/arm64"))
     assert arm_result.image.digest == arm.digest and arm_result.image.platform == "linux/arm64"
     assert store.resolve(f"{ref.name}@{digest_of(index)}").digest == arm.digest  # the latest pull
