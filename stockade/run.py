@@ -115,7 +115,7 @@ def materialize(ctx: Context, req: RunRequest, resolved: Resolved) -> tuple[str,
         finally:
             client.close()
         if not ref.digest:
-            store.tag(f"{ref.name}@{resolved.digest}", str(ref))
+            store.tag(f"{ref.name}@{resolved.digest}", str(ref), resolved=resolved.digest)
     config = store.image_config(image).get("config") or {}
     return image.id, config, [str(p) for p in store.layer_dirs(image)]
 

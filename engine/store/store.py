@@ -257,7 +257,9 @@ class Store:
             total += size
         return total
 
-    def tag(self, source: str, target: str) -> Image:
+    def tag(self, source: str, target: str, *, resolved: str | None = None) -> Image:
+        """Name ``source`` ``target``. ``resolved``: the digest the registry just resolved
+        ``target`` to (pinned, see ``engine.store.index``); without it a tag made here has no pin."""
         image = self.resolve(source)
         ref = Reference.parse(target)
         if ref.digest:
@@ -265,8 +267,8 @@ class Store:
         self.layout.ensure()
         with self.index.update() as index:
             key = f"{ref.name}:{ref.tag}"
-            if index.tags.get(key) != image.digest:  # retagged here: no registry resolved it
-                index.set_tag(key, image.digest, None)
+            if resolved is not None or index.tags.get(key) != image.digest:
+                index.set_tag(key, image.digest, resolved)
             return index.image(image.digest)
 
     def remove(self, names: Sequence[str], *, force: bool = False,
