@@ -1,4 +1,4 @@
-"""Keyless identities: who a Fulcio-style certificate says signed, and whether that is acceptable.
+r"""Keyless identities: who a Fulcio-style certificate says signed, and whether that is acceptable.
 
 A certificate names its signer in the subjectAltName (an email, a URI such as a GitHub workflow, or
 Fulcio's otherName) and the OIDC issuer that vouched for it in extension 1.3.6.1.4.1.57264.1.8
@@ -9,6 +9,11 @@ policy-controller's ``subjectRegExp`` do (Go's ``regexp.MatchString``), and as `
 the same patterns: users port them between the three, so one pattern must mean one thing. An
 unanchored pattern such as ``@example\.com`` therefore also accepts ``me@example.com.evil.test``;
 anchor it (``^…$``) to match the whole value (``stockade policy lint`` warns about unanchored ones).
+
+One divergence is closed by refusing: Python's ``$`` also matches before a final newline, Go's only
+at the very end, so ``^me@example\.com$`` would accept a certificate for ``me@example.com\n`` here
+and not in cosign. A name or issuer holding a control character never matches a pattern (no real
+identity holds one; Fulcio's would be a forgery or a broken OIDC provider).
 """
 
 from __future__ import annotations
@@ -66,9 +71,18 @@ def certificate_identity(cert: x509.Certificate) -> tuple[list[str], str | None]
     return names, issuer
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def regexp_matches(pattern: re.Pattern[str], value: str) -> bool:
-    """Unanchored, as cosign and policy-controller (Go's ``regexp.MatchString``) and ``policies``."""
-    return pattern.search(value) is not None
+    """Unanchored, as cosign and policy-controller (Go's ``regexp.MatchString``) and ``policies``;
+    never for a value with a control character (see the module docstring: ``$`` and a final newline)."""
+    return _CONTROL.search(value) is None and pattern.search(value) is not None
+
+
+def _control_note(values: list[str]) -> str:
+    return " (it holds a control character, which no pattern accepts)" if any(
+        _CONTROL.search(v) for v in values) else ""
 
 
 def _compile(pattern: str | None, flag: str) -> re.Pattern[str] | None:
@@ -119,14 +133,16 @@ class IdentityMatcher:
         # Certificates from before Fulcio recorded the issuer (2021) have none: as in cosign, a
         # regular expression is matched against the empty string.
         if pattern is not None and not regexp_matches(pattern, issuer or ""):
-            return f"certificate issuer {issuer or '(none)'!r} does not match /{self.issuer_regexp}/"
+            return (f"certificate issuer {issuer or '(none)'!r} does not match /{self.issuer_regexp}/"
+                    + _control_note([issuer or ""]))
         if not names:
             return "certificate has no subject alternative name"
         if self.identity is not None and self.identity not in names:
             return f"certificate identity {', '.join(names)!r} is not {self.identity!r}"
         pattern = _compile(self.identity_regexp, "--certificate-identity-regexp")
         if pattern is not None and not any(regexp_matches(pattern, n) for n in names):
-            return f"certificate identity {', '.join(names)!r} does not match /{self.identity_regexp}/"
+            return (f"certificate identity {', '.join(names)!r} does not match /{self.identity_regexp}/"
+                    + _control_note(names))
         return None
 
 

@@ -221,3 +221,26 @@ def test_identity_regexp_semantics_shared_with_policies(pattern: str, value: str
     as_issuer = IdentityMatcher(identity=WHO, issuer_regexp=pattern)
     assert (as_identity.mismatch([value], ISSUER) is None) is matches
     assert (as_issuer.mismatch([WHO], value) is None) is matches
+
+
+def test_anchored_regexp_refuses_an_identity_with_a_trailing_newline(instance: SigstoreInstance,
+                                                                       root: TrustedRoot) -> None:
+    """Python's ``$`` also matches before a final newline; Go's (cosign's) only at the very end. A
+    certificate for ``dev@example.com\\n`` must not pass ``^dev@example\\.com$`` (nor an issuer with
+    a control character an issuer pattern): no real identity holds control characters."""
+    raw = instance.dsse_bundle(dsse.INTOTO_PAYLOAD_TYPE, _statement(), WHO + "\n", ISSUER)
+    anchored = IdentityMatcher(identity_regexp=r"^dev@example\.com$", issuer=ISSUER)
+    result = check_bundle(Checks(Requirements(identities=(anchored,), trusted_root=root)), bundles.parse(raw),
+                          SignatureResult("b", "t", "t"), digest=DIGEST, predicate_type=dsse.COSIGN_SIGN_PREDICATE)
+    assert not result.ok and "control character" in result.reasons[0], result.reasons
+    payload = simplesigning.build("example.com/app", DIGEST)
+    sig, pem, annotation = instance.legacy_signature(payload, WHO + "\n", ISSUER)
+    annotations = {"dev.cosignproject.cosign/signature": base64.b64encode(sig).decode(),
+                   "dev.sigstore.cosign/certificate": pem.decode(), "dev.sigstore.cosign/bundle": annotation}
+    result = check_legacy(Checks(Requirements(identities=(anchored,), trusted_root=root)), payload, annotations,
+                          SignatureResult("cosign-keyless", "t", "t"), digest=DIGEST, reference=None,
+                          predicate_type=None)
+    assert not result.ok and "control character" in result.reasons[0], result.reasons
+    by_issuer = IdentityMatcher(identity=WHO, issuer_regexp=r"^https://issuer\.example$")
+    assert "control character" in (by_issuer.mismatch([WHO], ISSUER + "\n") or "")
+    assert by_issuer.mismatch([WHO], ISSUER) is None
