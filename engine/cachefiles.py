@@ -5,6 +5,11 @@ same kind of entry: found by SHA-256 over everything the cached answer depends o
 format number and an expiry, written atomically 0600 in a 0700 directory. A cache only saves time, so
 nothing here raises: an entry that is missing, unreadable, malformed, of another format, not the
 one asked for, or expired is a miss (an expired one is removed), and a failure to write is no entry.
+
+An entry is believed only when this user wrote it (``read_private``): a regular file, not reached
+through a symlink, owned by the effective uid and writable by nobody else. A cache directory can sit
+where another user has a hand (under a shared ``--root``, a pre-created XDG directory, a directory
+whose chmod failed), and a positive verdict planted there must not turn a failure into a pass.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,14 +33,25 @@ def content_key(material: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def read_private(path: Path, max_bytes: int) -> bytes | None:
+    """The bytes of ``path`` when this user wrote it and nobody else could have (see the module
+    docstring); None for anything else, a larger file included. Raises OSError (a missing file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            return None
+        raw = fh.read(max_bytes + 1)
+    return raw if len(raw) <= max_bytes else None
+
+
 def read_entry(path: Path, *, expect: Mapping[str, Any], now: float,
                max_bytes: int = MAX_ENTRY_BYTES) -> dict[str, Any] | None:
     """The entry at ``path`` when each ``expect`` field has its value (its format, its key) and its
     ``expires`` is after ``now``; None otherwise."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
-        if len(raw) > max_bytes:
+        raw = read_private(path, max_bytes)
+        if raw is None:
             return None
         entry = json.loads(raw)
         if not isinstance(entry, dict) or any(entry.get(k) != v for k, v in expect.items()):

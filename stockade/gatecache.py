@@ -15,9 +15,9 @@ file's path and content, the configuration the gate reads, and Stockade's versio
   profiles, key files, TUF root files, the Sigstore trusted root), each re-hashed on use.
 
 Only allowed decisions are stored, so a refusal is always decided afresh. Entries are written
-atomically, 0600, in a 0700 directory under ``Paths.cache``: whoever can write there can already
-write the verification cache and the image store. This module imports neither the policy engine nor
-trust.
+atomically, 0600, in a 0700 directory under ``Paths.cache``, and read only when this user wrote them
+(``engine.cachefiles.read_private``): an entry another user could have written is a miss. This
+module imports neither the policy engine nor trust.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine.atomicfile import write_atomic
+from engine.cachefiles import read_private
 
 if TYPE_CHECKING:
     from policies import Policy
     from stockade.context import Context
 
-FORMAT = 1
+FORMAT = 2  # 2: a policy's fallback user carries runAsNonRoot (entries of 1 lack it)
 MAX_ENTRY_BYTES = 1024 * 1024
 MAX_DEPENDENCY_BYTES = 16 * 1024 * 1024
 
@@ -126,8 +127,10 @@ class AdmissionCache:
         key = self.key(material)
         path = self.directory / f"{key}.json"
         try:
-            with open(path, "rb") as fh:
-                entry = json.loads(fh.read(MAX_ENTRY_BYTES))
+            raw = read_private(path, MAX_ENTRY_BYTES)  # only what this user wrote
+            if raw is None:
+                return None
+            entry = json.loads(raw)
             if entry.get("format") != FORMAT or entry.get("key") != key:
                 return None
             if float(entry["expires"]) <= self.clock():

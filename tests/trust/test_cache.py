@@ -70,6 +70,50 @@ def test_a_corrupt_entry_is_a_miss(tmp_path: Path) -> None:
     assert cache.get(DIGEST, {}) is None
 
 
+
+def _foreign_entries(entry: Path) -> list[tuple[str, Any]]:
+    """Ways another user's hand shows on an entry: each must make it a miss."""
+    def chown(path: Path) -> None:
+        os.chown(path, 65534, 65534)  # written by another user (nobody)
+
+    def widen(path: Path) -> None:
+        path.chmod(0o666)  # anyone could have rewritten it
+
+    def link(path: Path) -> None:
+        planted = path.with_name("planted")
+        path.rename(planted)
+        path.symlink_to(planted.name)  # a symlink planted in place of the entry
+
+    return [("owned by another user", chown), ("group/world-writable", widen), ("a symlink", link)]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_an_entry_another_user_could_have_written_is_a_miss(tmp_path: Path, case: int) -> None:
+    """A positive verdict in a file another user owns or may write (a cache directory under a shared
+    --root, a pre-created XDG directory) must not turn a failure into a pass."""
+    cache = VerificationCache(tmp_path / "c", clock=lambda: 1000.0)
+    cache.put(DIGEST, {}, _verdict())
+    (entry,) = (tmp_path / "c").glob("*.json")
+    assert cache.get(DIGEST, {}) is not None
+    what, tamper = _foreign_entries(entry)[case]
+    tamper(entry)
+    assert cache.get(DIGEST, {}) is None, what
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_an_admission_entry_another_user_could_have_written_is_a_miss(tmp_path: Path, case: int) -> None:
+    from stockade.gatecache import AdmissionCache
+
+    cache = AdmissionCache(tmp_path / "a", clock=lambda: 1000.0)
+    material = {"document": {"image": "r:1"}}
+    cache.put(material, {"allowed": True}, depends=[], expires=2000.0)
+    (entry,) = (tmp_path / "a").glob("*.json")
+    assert cache.get(material) == {"allowed": True}
+    what, tamper = _foreign_entries(entry)[case]
+    tamper(entry)
+    assert cache.get(material) is None, what
+
+
 @pytest.fixture
 def own_registry(tmp_path: Path) -> Any:
     reg = start_registry(tmp_path / "registry")
