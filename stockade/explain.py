@@ -93,8 +93,9 @@ def explain(ctx: Context) -> int:
     try:
         req = with_config(ctx, run_request(ctx.args))
         resolved = resolve(ctx, req)
+        req, inherited = gate.pinned(ctx, req)
         subject = gate.subject_of(ctx, req, resolved)
-        requested = gate.request_document(req, subject, rootless=ctx.paths.rootless)
+        requested = gate.request_document(req, subject, rootless=ctx.paths.rootless, inherited=inherited)
         judgement = gate.judge(ctx, req, subject, requested)
     except gate.PolicyDenied as exc:
         sys.stderr.write(f"{exc}\n")

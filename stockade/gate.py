@@ -36,6 +36,7 @@ from policies.runflags import user_fact
 from stockade.gatecache import file_sha256
 
 if TYPE_CHECKING:
+    from engine.containers.create import MountRequest
     from policies import Decision, Policy
     from stockade.context import Context
     from stockade.run import Resolved, RunRequest
@@ -90,9 +91,44 @@ def seccomp_fact(value: str) -> dict[str, Any]:
     return {"type": "Localhost", "profile": value, "sha256": file_sha256(value)}
 
 
-def request_document(req: RunRequest, subject: Subject, *, rootless: bool) -> dict[str, Any]:
-    """The input document of ``req`` as asked: every container setting the flags did not give is
-    ``null``, except what Stockade has no flag for (those namespaces are always private)."""
+def pinned(ctx: Context, req: RunRequest) -> tuple[RunRequest, list[MountRequest]]:
+    """``req`` fixed to what the engine will mount, so the gate judges that and nothing else, and
+    the mounts ``--volumes-from`` passes on (for ``request_document``).
+
+    A bind source becomes its real path: judged as a path under an allowed prefix, a symlink the
+    user controls could otherwise be pointed at ``/`` between the decision and the mount (a cold
+    run pulls in between). A ``--volumes-from`` container is named by its ID, so the donor whose
+    mounts were judged is the one the engine reads, and its binds are judged as binds: a policy that
+    forbids host paths must not admit them through another container that has them."""
+    from engine.containers.create import inherited_mounts
+    from engine.containers.store import ContainerStore
+
+    o = req.options
+    mounts = [replace(m, source=os.path.realpath(m.source)) if m.type == "bind" else m for m in o.mounts]
+    donors, inherited = [], []
+    if o.volumes_from:
+        store = ContainerStore(ctx.paths)
+        for ref in o.volumes_from:
+            name, sep, mode = ref.partition(":")
+            cid = store.find(name)
+            inherited += inherited_mounts(store.load(cid), mode)
+            donors.append(cid + sep + mode)
+    return replace(req, options=replace(o, mounts=mounts, volumes_from=donors)), inherited
+
+
+def _mount_fact(m: MountRequest) -> dict[str, Any]:
+    if m.type == "bind":
+        return {"type": "bind", "source": os.path.realpath(m.source), "destination": m.target,
+                "readOnly": m.readonly, "kind": None}
+    return {"type": m.type, "source": m.source or None, "destination": m.target,
+            "readOnly": m.readonly, "kind": "local" if m.type == "volume" else None}
+
+
+def request_document(req: RunRequest, subject: Subject, *, rootless: bool,
+                     inherited: list[MountRequest] | None = None) -> dict[str, Any]:
+    """The input document of ``req`` as asked (after ``pinned``, whose ``inherited`` mounts it
+    lists too): every container setting the flags did not give is ``null``, except what Stockade
+    has no flag for (those namespaces are always private)."""
     o = req.options
     c: dict[str, Any] = {}
     if o.user is not None:
@@ -111,18 +147,12 @@ def request_document(req: RunRequest, subject: Subject, *, rootless: bool) -> di
         c["securityOptions"] = list(o.security_opt)
     c["namespaces"] = {"network": o.network, "pid": "private", "ipc": "private", "uts": "private",
                        "cgroup": "private", "user": "private" if rootless or o.userns == "auto" else "host"}
-    mounts = []
-    for m in o.mounts:
-        if m.type == "bind":
-            mounts.append({"type": "bind", "source": os.path.realpath(m.source), "destination": m.target,
-                           "readOnly": m.readonly, "kind": None})
-        else:
-            mounts.append({"type": m.type, "source": m.source or None, "destination": m.target,
-                           "readOnly": m.readonly, "kind": "local" if m.type == "volume" else None})
-    # Another container's volumes may include bind mounts this request cannot see: a kind no profile
-    # allows, so a policy must opt in to them (as policy check reads --volumes-from).
+    mounts = [_mount_fact(m) for m in o.mounts]
+    # --volumes-from is a kind of its own, which a policy with a volume list must opt in to (as
+    # policy check reads it), and what the other container passes on is judged mount by mount.
     mounts += [{"type": "volume", "source": v.partition(":")[0], "destination": "(volumes-from)",
                 "readOnly": v.endswith(":ro"), "kind": "volumes-from"} for v in o.volumes_from]
+    mounts += [_mount_fact(m) for m in inherited or ()]
     if mounts:
         c["mounts"] = mounts
     resources = {k: v for k, v in (("memory", o.memory), ("cpus", o.cpus),
@@ -312,8 +342,9 @@ def admit(ctx: Context, req: RunRequest, resolved: Resolved) -> Admitted:
     """The gate for ``run``/``create``: the admitted request and its hardening, or ``PolicyDenied``."""
     from stockade import gatecache
 
+    req, inherited = pinned(ctx, req)
     subject = subject_of(ctx, req, resolved)
-    requested = request_document(req, subject, rootless=ctx.paths.rootless)
+    requested = request_document(req, subject, rootless=ctx.paths.rootless, inherited=inherited)
     cache = gatecache.AdmissionCache.for_paths(ctx.paths.cache)
     key = gatecache.material(ctx, policy_name(ctx, req), requested)
     hit = cache.get(key) if key is not None else None

@@ -183,19 +183,23 @@ def user_mappings(paths: Paths, userns: str, store: ContainerStore) -> tuple[lis
     return [], []
 
 
+def inherited_mounts(donor: dict[str, Any], mode: str) -> list[MountRequest]:
+    """What ``--volumes-from DONOR[:MODE]`` mounts: the donor's binds and volumes (not its tmpfs),
+    read-only where the donor's were unless MODE is ``rw``, all read-only with ``ro``. The policy
+    gate reads the same list, so it judges the host paths a donor passes on."""
+    return [MountRequest("volume" if m["Type"] == "volume" else "bind", m["Destination"],
+                         m["Name"] if m["Type"] == "volume" else m["Source"],
+                         readonly=(mode == "ro") or (not m["RW"] and mode != "rw"))
+            for m in donor.get("Mounts") or [] if m["Type"] in ("bind", "volume")]
+
+
 def _mounts(opts: CreateOptions, store: ContainerStore, paths: Paths,
             image_volumes: list[str]) -> tuple[list[Mount], list[dict[str, Any]], list[str]]:
     """Spec mounts, the record's ``Mounts`` and the anonymous volumes created for this container."""
     requests = list(opts.mounts)
     for ref in opts.volumes_from:
         donor_ref, _, mode = ref.partition(":")
-        donor = store.load(store.find(donor_ref))
-        for m in donor.get("Mounts") or []:
-            if m["Type"] in ("bind", "volume"):
-                requests.append(MountRequest(
-                    "volume" if m["Type"] == "volume" else "bind", m["Destination"],
-                    m["Name"] if m["Type"] == "volume" else m["Source"],
-                    readonly=(mode == "ro") or (not m["RW"] and mode != "rw")))
+        requests += inherited_mounts(store.load(store.find(donor_ref)), mode)
     targets = {os.path.normpath(r.target) for r in requests}
     for path in image_volumes:
         if os.path.normpath(path) not in targets:

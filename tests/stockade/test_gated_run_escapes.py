@@ -1,0 +1,84 @@
+"""Adversarial tests of the policy gate: requests that tried to get past it, each by making the engine
+do something other than what the gate judged (a mount it never saw, a path it resolved differently,
+a user ``exec`` could change afterwards). Real registry images, real containers."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.engine.runtime.support import Engine, engine  # noqa: F401 - fixture
+from tests.stockade.gated import Gated, gated  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starts real containers as root")
+
+EXIT_DENIED = 122
+
+
+def _host_dir(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / name
+    path.mkdir()
+    (path / "marker").write_text(name)
+    return path
+
+
+def _bind_policy(tmp_path: Path, prefix: Path) -> Path:
+    """restricted, plus read-only binds under ``prefix`` and --volumes-from opted in."""
+    policy = tmp_path / "binds.yaml"
+    policy.write_text(textwrap.dedent(f"""\
+        apiVersion: stockade.dev/v1
+        kind: Policy
+        metadata: {{name: binds, revision: 1}}
+        spec:
+          profile: restricted:v1
+          runtime:
+            mounts:
+              bind: [{{sourcePrefix: "{prefix}", readOnly: true}}]
+              volumes: [local, volumes-from]
+        """))
+    return policy
+
+
+def test_volumes_from_cannot_bring_in_a_host_path_the_policy_forbids(engine: Engine, gated: Gated,
+                                                                     tmp_path: Path) -> None:
+    """baseline forbids host paths; another container created under a looser policy has one. Its
+    bind is judged as a bind when taken with --volumes-from (it was judged as a volume and mounted)."""
+    host = _host_dir(tmp_path, "host")
+    image = gated.images["signed"]
+    engine.ok("create", "--name", "donor", "--policy", "privileged", "-v", f"{host}:/host", image, "true")
+    proc = engine("run", "--rm", "--policy", "baseline", "--volumes-from", "donor", image, "cat", "/host/marker")
+    assert proc.returncode == EXIT_DENIED, proc.stdout + proc.stderr
+    assert "[runtime.mounts] bind mount of a host path the policy does not allow" in proc.stderr
+    assert f"found {host}," in proc.stderr and proc.stdout == ""
+
+
+def test_volumes_from_rw_cannot_make_a_read_only_bind_writable(engine: Engine, gated: Gated,
+                                                               tmp_path: Path) -> None:
+    data = _host_dir(tmp_path, "data")
+    policy = _bind_policy(tmp_path, data)
+    image = gated.images["signed"]
+    engine.ok("create", "--name", "reader", "--policy", policy, "-v", f"{data}:/data:ro", image, "true")
+    proc = engine("run", "--rm", "--policy", policy, "--volumes-from", "reader:rw", image, "true")
+    assert proc.returncode == EXIT_DENIED, proc.stderr
+    assert "[runtime.mounts] bind mount must be read-only" in proc.stderr
+    out = engine.ok("run", "--rm", "--policy", policy, "--volumes-from", "reader", image, "sh", "-c",
+                    "cat /data/marker; echo; touch /data/x 2>/dev/null && echo writable || echo read-only")
+    assert out.split() == ["data", "read-only"]
+
+
+def test_the_engine_binds_the_path_the_gate_judged_not_a_symlink(engine: Engine, gated: Gated,
+                                                                 tmp_path: Path) -> None:
+    """A bind source given through a symlink is judged at its target; the container must bind that
+    target, not the link, which its owner could repoint at / once the gate has decided."""
+    data = _host_dir(tmp_path, "data")
+    link = tmp_path / "link"
+    link.symlink_to(data)
+    policy = _bind_policy(tmp_path, data)
+    cid = engine.ok("create", "--policy", policy, "-v", f"{link}:/data:ro", gated.images["signed"],
+                    "true").strip()
+    mounts = engine.inspect(cid)["Mounts"]
+    assert [(m["Source"], m["Destination"], m["RW"]) for m in mounts] == [(str(data), "/data", False)]
+
