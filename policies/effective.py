@@ -80,6 +80,8 @@ def _user(f: _Filler, r: RuntimeSpec, image: Mapping[str, Any]) -> None:
                   f"the image's user is below the minimum uid {minimum}" if uid is not None else
                   f"the uid must be verifiably at least {minimum}")
         f.set("user", {"uid": fallback, "gid": fallback}, reason)
+        if r.run_as_non_root:  # kept with the container, so a later `exec -u 0` is refused too
+            f.set("runAsNonRoot", True, "the runtime refuses to start as root, in any process")
     elif r.run_as_non_root:
         why = "the runtime refuses to start as root" + (" (the image's USER is a name)" if named else "")
         f.set("runAsNonRoot", True, why)

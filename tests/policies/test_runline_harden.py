@@ -81,7 +81,7 @@ def test_an_image_without_user_runs_as_65534_with_everything_hardened() -> None:
 
 
 @pytest.mark.parametrize("config_user, user, run_as_non_root", [
-    ("1000", None, True), ("app", None, True), (None, None, True), ("0", {"uid": 65534, "gid": 65534}, None)])
+    ("1000", None, True), ("app", None, True), (None, None, True), ("0", {"uid": 65534, "gid": 65534}, True)])
 def test_image_users_are_kept_when_non_root(config_user: str | None, user: Any, run_as_non_root: Any) -> None:
     doc = run("stockade run busybox")
     if config_user is not None:

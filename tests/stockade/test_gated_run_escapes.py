@@ -82,3 +82,16 @@ def test_the_engine_binds_the_path_the_gate_judged_not_a_symlink(engine: Engine,
     mounts = engine.inspect(cid)["Mounts"]
     assert [(m["Source"], m["Destination"], m["RW"]) for m in mounts] == [(str(data), "/data", False)]
 
+
+def test_exec_cannot_become_root_in_a_container_given_the_policys_fallback_user(engine: Engine,
+                                                                               gated: Gated) -> None:
+    """An image without USER runs as 65534 under restricted: ``exec -u 0`` must be refused there
+    too, not only where the image's own USER was non-root."""
+    engine.ok("run", "-d", "--name", "fallback", "--policy", "restricted", gated.images["nouser"], "sleep", "60")
+    try:
+        assert engine.ok("exec", "fallback", "id", "-u").strip() == "65534"
+        proc = engine("exec", "-u", "0", "fallback", "id", "-u")
+        assert proc.returncode == 125 and proc.stdout == ""
+        assert "runAsNonRoot" in proc.stderr
+    finally:
+        engine("rm", "-f", "fallback")
