@@ -64,9 +64,23 @@ def read_entry(path: Path, *, expect: Mapping[str, Any], now: float,
     return entry
 
 
+def private_directory(directory: Path) -> bool:
+    """Make ``directory`` (0700) or narrow it to 0700, and say whether entries may go there: only
+    into a real directory (not a symlink, whose chmod would land on its target) this user owns.
+    Raises OSError when it cannot be made or opened."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            return False
+        os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)
+    return True
+
+
 def write_entry(path: Path, entry: Mapping[str, Any]) -> None:
-    """Store ``entry`` at ``path`` atomically (0600; the directory made or narrowed to 0700)."""
+    """Store ``entry`` at ``path`` atomically (0600, in a ``private_directory``)."""
     with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(path.parent, 0o700)
-        write_atomic(path, json.dumps(entry).encode(), mode=0o600)
+        if private_directory(path.parent):
+            write_atomic(path, json.dumps(entry).encode(), mode=0o600)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from engine.atomicfile import write_atomic
-from engine.cachefiles import read_private
+from engine.cachefiles import private_directory, read_private
 
 if TYPE_CHECKING:
     from policies import Policy
@@ -154,8 +154,7 @@ class AdmissionCache:
         entry = {"format": FORMAT, "key": key, "expires": expires, "stored": self.clock(),
                  "depends": hashes, "result": result}
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(self.directory, 0o700)
-            write_atomic(self.directory / f"{key}.json", json.dumps(entry).encode(), mode=0o600)
+            if private_directory(self.directory):
+                write_atomic(self.directory / f"{key}.json", json.dumps(entry).encode(), mode=0o600)
         except OSError:
             return

@@ -114,6 +114,38 @@ def test_an_admission_entry_another_user_could_have_written_is_a_miss(tmp_path: 
     assert cache.get(material) is None, what
 
 
+
+@pytest.mark.parametrize("which", ["verify", "admission"])
+def test_a_cache_directory_planted_as_a_symlink_or_owned_by_another_user_is_left_alone(
+        tmp_path: Path, which: str) -> None:
+    """Storing narrows the cache directory to 0700: through a symlink another user planted, that
+    chmod (and the entry) would land on whatever it points at; in a directory another user owns, the
+    entry would be theirs to rewrite. Neither is written to."""
+    from stockade.gatecache import AdmissionCache
+
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o755)
+    victim.chmod(0o755)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / which).symlink_to(victim)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    os.chown(foreign, 65534, 65534)
+
+    def store(root: Path) -> None:
+        if which == "verify":
+            VerificationCache.for_paths(root).put(DIGEST, {}, _verdict(expires=4e9))
+        else:
+            AdmissionCache.for_paths(root).put({"m": 1}, {"allowed": True}, depends=[], expires=4e9)
+
+    store(tmp_path / "c")
+    assert victim.stat().st_mode & 0o777 == 0o755 and not list(victim.iterdir())
+    (foreign / which).mkdir()
+    os.chown(foreign / which, 65534, 65534)
+    store(foreign)
+    assert not list((foreign / which).iterdir())
+
+
 @pytest.fixture
 def own_registry(tmp_path: Path) -> Any:
     reg = start_registry(tmp_path / "registry")
