@@ -349,8 +349,7 @@ def admit(ctx: Context, req: RunRequest, resolved: Resolved) -> Admitted:
     key = gatecache.material(ctx, policy_name(ctx, req), requested)
     hit = cache.get(key) if key is not None else None
     if hit is not None and isinstance(hit.get("container"), dict) and isinstance(hit.get("warnings"), list):
-        admitted_req, hardening = effective(req, hit["container"], ctx)
-        return _announce(Admitted(admitted_req, hardening, hit["policy"], list(hit["warnings"]), cached=True))
+        return _admitted(ctx, req, hit["container"], hit["policy"], list(hit["warnings"]), cached=True)
     judgement = judge(ctx, req, subject, requested)
     decision = judgement.decision
     if not decision.allowed:
@@ -362,11 +361,48 @@ def admit(ctx: Context, req: RunRequest, resolved: Resolved) -> Admitted:
         expires = min(x for x in (judgement.expires, now + cache.ttl, cache.end_of_day(now)) if x is not None)
         cache.put(key, {"container": container, "policy": decision.policy, "warnings": warnings},
                   depends=gatecache.depends(judgement.policy), expires=expires)
+    return _admitted(ctx, req, container, decision.policy, warnings)
+
+
+def _admitted(ctx: Context, req: RunRequest, container: Mapping[str, Any], policy: str, warnings: list[str],
+              *, cached: bool = False) -> Admitted:
     admitted_req, hardening = effective(req, container, ctx)
-    return _announce(Admitted(admitted_req, hardening, decision.policy, warnings))
-
-
-def _announce(admitted: Admitted) -> Admitted:
-    for line in admitted.warnings:
+    fact = container.get("seccomp") or {}
+    if fact.get("type") == "Localhost" and hardening.seccomp_profile is not None:
+        hardening = judged_profile(ctx, hardening, fact.get("sha256"), policy)
+    for line in warnings:
         sys.stderr.write(f"stockade: warning: {line}\n")
-    return admitted
+    return Admitted(admitted_req, hardening, policy, warnings, cached=cached)
+
+
+def judged_profile(ctx: Context, hardening: Hardening, sha256: str | None, policy: str) -> Hardening:
+    """``hardening`` with its Localhost seccomp profile replaced by a private copy of the bytes the
+    decision was about, which the filter is then compiled from.
+
+    The decision names the profile's SHA-256: the file's when the user gave the path, the policy's
+    pin when the policy filled in its listed profile (nobody had read the file then). The file is
+    read once more here, before anything is pulled: content other than that (a pinned profile
+    replaced on disk, a file edited after the decision) is refused, and the copy keeps a later edit
+    from reaching the compiler."""
+    import dataclasses
+    import hashlib
+
+    from engine.atomicfile import write_atomic
+    from stockade.gatecache import MAX_DEPENDENCY_BYTES
+
+    path = str(hardening.seccomp_profile)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_DEPENDENCY_BYTES + 1)
+    except OSError as exc:
+        raise GateError(f"seccomp profile {path}: {exc.strerror}") from None
+    found = hashlib.sha256(raw).hexdigest()
+    if found != sha256 or len(raw) > MAX_DEPENDENCY_BYTES:
+        raise PolicyDenied(f"denied by policy {policy}: the seccomp profile {path} is not the one the decision "
+                           f"was about (found sha256 {found}, expected {sha256}); fix: restore the profile the "
+                           "policy lists, or run again if you changed it on purpose")
+    copies = ctx.paths.cache / "seccomp" / "profiles"
+    copies.mkdir(parents=True, exist_ok=True, mode=0o700)
+    copy_path = copies / f"{found}.json"
+    write_atomic(copy_path, raw, mode=0o600)
+    return dataclasses.replace(hardening, seccomp_profile=str(copy_path))

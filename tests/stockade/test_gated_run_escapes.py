@@ -4,6 +4,7 @@ a user ``exec`` could change afterwards). Real registry images, real containers.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import textwrap
 from pathlib import Path
@@ -95,3 +96,36 @@ def test_exec_cannot_become_root_in_a_container_given_the_policys_fallback_user(
         assert "runAsNonRoot" in proc.stderr
     finally:
         engine("rm", "-f", "fallback")
+
+
+def test_a_pinned_seccomp_profile_replaced_on_disk_is_refused(engine: Engine, gated: Gated, tmp_path: Path) -> None:
+    """The policy lists a profile by path and sha256 and fills it in when the user names none. The
+    file at that path is what gets compiled: replaced by an allow-all profile (after a first run's
+    decision was cached, or before any), the run is refused, not confined by the replacement."""
+    from hardening.seccomp.profile import DEFAULT_PROFILE
+
+    profile = tmp_path / "profile.json"
+    profile.write_bytes(DEFAULT_PROFILE.read_bytes())
+    digest = hashlib.sha256(profile.read_bytes()).hexdigest()
+    policy = tmp_path / "pinned.yaml"
+    policy.write_text(textwrap.dedent(f"""\
+        apiVersion: stockade.dev/v1
+        kind: Policy
+        metadata: {{name: pinned, revision: 1}}
+        spec:
+          profile: restricted:v1
+          runtime:
+            seccomp:
+              allowed: [Localhost]
+              profiles: [{{path: "{profile}", sha256: "{digest}"}}]
+        """))
+    image = gated.images["signed"]
+    probe = "unshare -U true 2>/dev/null && echo unconfined || echo confined"
+    assert engine.ok("run", "--rm", "--policy", policy, image, "sh", "-c", probe).split() == ["confined"]
+    profile.write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
+    for _ in range(2):  # the cached decision, then (the policy edited) a fresh one
+        proc = engine("run", "--rm", "--policy", policy, image, "sh", "-c", probe)
+        assert proc.returncode == EXIT_DENIED and proc.stdout == "", proc.stdout + proc.stderr
+        assert f"the seccomp profile {profile} is not the one the decision was about" in proc.stderr
+        assert f"expected {digest}" in proc.stderr
+        policy.write_text(policy.read_text() + "  # edited\n")
