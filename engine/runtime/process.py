@@ -46,6 +46,8 @@ RLIMITS = {"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK":
            "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8,
            "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12,
            "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15}
+_SHEBANG_HOPS = 5  # the command and the at most four interpreters the kernel follows (BINPRM_MAX_RECURSION)
+_BINPRM_BUF = 256  # the kernel reads a "#!" line from this many leading bytes
 _TIOCSCTTY = 0x540E
 _TIOCGPTPEER = 0x5441
 _TIOCSPTLCK = 0x40045431
@@ -171,6 +173,57 @@ def find_command(name: str, env: dict[str, str]) -> str:
     raise _not_found(name)
 
 
+def _file_id(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+# This interpreter: the stages are forks of the builder, so until it execs, the container's init (or
+# an exec'd process) is this very file of the host, on a host mount. Taken at import, on the host.
+RUNTIME_EXE = _file_id("/proc/self/exe")
+
+
+def refuse_runtime_executable(name: str, env: dict[str, str]) -> None:
+    """Refuse a command that would run this runtime's own host executable inside the container.
+
+    ``/proc/self/exe`` in the container names the process's current executable: before our exec that
+    is the host's Python. A command (or a ``#!`` interpreter, or a symlink such as ``/bin/sh ->
+    /proc/self/exe`` planted by the image or by the running container) that leads there would make the
+    container's process the host interpreter, with a handle on a host file root may write, and the
+    container could overwrite it (runc's CVE-2019-5736). Checked as root before the identity change, so
+    an execute-only script cannot hide its ``#!`` line. Not covered: a file another process of the
+    container rewrites between this check and the exec (only exec'ing from a sealed copy, as runc
+    does, closes that). In the CLI the builder and the monitor run this same executable while the
+    container lives, so the kernel keeps it text-busy (ETXTBSY) against such a write meanwhile."""
+    if RUNTIME_EXE is None:
+        return
+    try:
+        path = find_command(name, env)
+    except channel.CommandError:
+        return  # exec reports the missing or unusable program as usual
+    for _ in range(_SHEBANG_HOPS):
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) == RUNTIME_EXE:
+                raise channel.CommandError(
+                    f'exec: "{name}": {path} resolves to the container runtime\'s own host '
+                    "executable (as /proc/self/exe would); refusing to run it in the container", 126)
+            head = os.read(fd, _BINPRM_BUF) if stat.S_ISREG(st.st_mode) else b""
+        finally:
+            os.close(fd)
+        interpreter = head[2:].split(b"\n", 1)[0].split() if head.startswith(b"#!") else []
+        if not interpreter:
+            return
+        path = os.fsdecode(interpreter[0])
+
+
 def exec_command(args: list[str], env: dict[str, str], path: str | None = None) -> None:
     try:
         if path is not None:
@@ -245,6 +298,7 @@ def finish(process: Process, *, hostname: str, stdio: Stdio, sock: socket.socket
         resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
     os.umask(process.umask)
     close_fds({sock.fileno(), *keep_fds})
+    refuse_runtime_executable(process.args[0] if process.args else "", env)
     command: list[str] = []  # the resolved program, when the gate made us look it up first
 
     def gate() -> None:

@@ -410,8 +410,16 @@ class Executor:
         if stat.S_ISDIR(st.st_mode):
             self.sc.mount("tmpfs", path, "tmpfs", sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV
                           | sc.MS_NOEXEC, "size=0")
-        else:
-            self.sc.mount(self._p("/dev/null"), path, None, sc.MS_BIND)
+            return
+        # A file is covered with a clone of the host's /dev/null we attached ourselves, never with
+        # whatever the path "/dev/null" resolves to now: a volume mounted on /dev could make it a
+        # symlink to /proc/sys/kernel/core_pattern, and the "mask" a writable bind of it (runc's
+        # CVE-2025-31133).
+        fd = self.sc.clone_tree(self.fds["dev:null"])
+        try:
+            self.sc.move_mount(fd, path)
+        finally:
+            os.close(fd)
 
     def _do_ReadOnly(self, op: ReadOnly) -> None:
         path = self._p(op.path)

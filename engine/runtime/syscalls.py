@@ -178,6 +178,14 @@ class Syscalls:
                                               ctypes.c_char_p(_b(path)), ctypes.c_uint(flags)),
                            "open_tree", path)
 
+    def clone_tree(self, tree_fd: int) -> int:
+        """A detached copy of the mount ``tree_fd`` refers to (``open_tree`` on the fd itself): the
+        copy is of that very mount, whatever a path to it would now resolve to."""
+        nr = _NR["open_tree"]
+        return self._check(self._libc.syscall(ctypes.c_long(nr), ctypes.c_int(tree_fd), ctypes.c_char_p(b""),
+                                              ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | AT_EMPTY_PATH)),
+                           "open_tree")
+
     def mount_setattr(self, tree_fd: int, attr_set: int) -> None:
         """Add MOUNT_ATTR_* flags to a detached tree and every mount below it (a recursive
         read-only bind really is read-only, submounts included)."""

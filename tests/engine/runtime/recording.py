@@ -38,6 +38,11 @@ class RecordingSyscalls(Syscalls):
         self.calls.append(("open_tree", path, recursive))
         return fd
 
+    def clone_tree(self, tree_fd: int) -> int:
+        fd = os.open(f"/proc/self/fd/{tree_fd}", os.O_PATH | os.O_CLOEXEC)
+        self.calls.append(("clone_tree", os.readlink(f"/proc/self/fd/{tree_fd}")))
+        return fd
+
     def mount_setattr(self, tree_fd: int, attr_set: int) -> None:
         self.calls.append(("mount_setattr", os.readlink(f"/proc/self/fd/{tree_fd}"), attr_set))
 

@@ -1,0 +1,118 @@
+"""Adversarial images and containers against the runtime's own set-up, with real containers (as root).
+
+Each test replays the shape of a runc or crun escape: mount targets and working directories through
+symlinks that point out of the root (CVE-2021-30465), masked paths covered through a planted
+/dev/null (CVE-2025-31133), and a command that leads back to the runtime's own host executable
+through /proc/self/exe (CVE-2019-5736). Nothing here writes to a host file it could damage: the
+tests read what the container would reach and assert it is the container's or refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess  # nosec B404 # ldd, with an argument list
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.engine.runtime.support import Engine, engine  # noqa: F401 - fixture
+from tests.support.images import populate_busybox_rootfs
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="starts real containers as root")
+
+STDLIB = os.path.dirname(os.__file__)
+
+
+def _rootfs(tmp_path: Path, name: str = "root") -> Path:
+    root = tmp_path / name
+    root.mkdir()
+    populate_busybox_rootfs(root)
+    return root
+
+
+def _with_host_loader(root: Path) -> Path:
+    """Give ``root`` the dynamic loader and libraries of the host's Python, as any glibc image has
+    them: without a loader, exec of the host interpreter would fail by accident, not by design."""
+    exe = os.path.realpath(sys.executable)
+    out = subprocess.run(["ldd", exe], check=True, capture_output=True, text=True).stdout  # nosec B603 B607
+    for lib in re.findall(r"(/\S+)", out):
+        dest = root / lib.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lib, dest)
+    (root / STDLIB.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+REPORT = ('import os\nprint("HOST-EXE", os.readlink("/proc/self/exe"))\n')
+
+
+def test_masked_paths_use_the_hosts_dev_null_not_a_planted_symlink(engine: Engine, tmp_path: Path) -> None:
+    # A volume on /dev whose "null" points at a global sysctl: masking with the path "/dev/null"
+    # would bind core_pattern, writable, over /proc/keys (CVE-2025-31133). Only read here.
+    evil = tmp_path / "evil-dev"
+    evil.mkdir()
+    (evil / "null").symlink_to("/proc/sys/kernel/core_pattern")
+    out = engine.ok("run", "--rm", "--rootfs", "-v", f"{evil}:/dev", _rootfs(tmp_path),
+                    "cat", "/proc/self/mountinfo")
+    masks = [line.split() for line in out.splitlines() if line.split()[4:5] == ["/proc/keys"]]
+    assert masks, out
+    fields = masks[-1]
+    fstype = fields[fields.index("-") + 1]
+    assert fields[3] == "/null" and fstype == "devtmpfs", fields  # the host's /dev/null node
+    assert fields[5].split(",")[0] == "ro"
+
+
+@pytest.mark.parametrize("how", ["shebang", "symlink"])
+def test_command_leading_to_proc_self_exe_is_refused(engine: Engine, tmp_path: Path, how: str) -> None:
+    root = _with_host_loader(_rootfs(tmp_path))
+    evil = root / "bin" / "evil"
+    if how == "shebang":
+        evil.write_text("#!/proc/self/exe\n" + REPORT)
+        evil.chmod(0o711)  # execute-only: the check still reads its #! line
+        args = ["/bin/evil"]
+    else:
+        evil.symlink_to("/proc/self/exe")
+        args = ["evil", "-c", REPORT]
+    proc = engine("run", "--rm", "--rootfs", "-v", f"{STDLIB}:{STDLIB}:ro", root, *args)
+    assert "HOST-EXE" not in proc.stdout, proc.stdout  # the host's Python never ran in the container
+    assert proc.returncode == 126, proc.stderr
+    assert "container runtime's own host executable" in proc.stderr
+
+
+def test_exec_refuses_a_shell_the_container_replaced(engine: Engine, tmp_path: Path) -> None:
+    root = _with_host_loader(_rootfs(tmp_path))
+    engine.ok("run", "-d", "--name", "planted", "--rootfs", "-v", f"{STDLIB}:{STDLIB}:ro", root,
+              "sleep", "300")
+    engine.ok("exec", "planted", "sh", "-c", "ln -s /proc/self/exe /bin/new && mv /bin/new /bin/sh")
+    proc = engine("exec", "planted", "sh", "-c", REPORT)
+    assert "HOST-EXE" not in proc.stdout and proc.returncode == 126, (proc.stdout, proc.stderr)
+    assert engine.ok("exec", "planted", "/bin/busybox", "echo", "alive").strip() == "alive"
+
+
+def test_mount_targets_and_workdirs_through_symlinks_stay_inside(engine: Engine, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "f").write_text("volume\n")
+    root = _rootfs(tmp_path)
+    escape = "/../../.." + str(outside)
+    (root / "data").symlink_to(escape + "/data")
+    (root / "work").symlink_to("/proc/self/root/../.." + str(outside) + "/work")
+    for name in ("hosts", "hostname", "resolv.conf"):
+        (root / "etc" / name).symlink_to(escape + "/" + name)
+    # a bind, a tmpfs, and a working directory on symlinks out of the root: refused, not followed out
+    for opts in (["-v", f"{source}:/data"], ["--tmpfs", "/data"], ["-w", "/work/sub"]):
+        proc = engine("run", "--rm", "--rootfs", *opts, root, "true")
+        assert proc.returncode == 125, (opts, proc.stdout, proc.stderr)
+    # /etc/hosts and friends on symlinks: the engine's files are mounted inside the container
+    out = engine.ok("run", "--rm", "--rootfs", root, "cat", "/etc/hostname", "/etc/hosts")
+    assert "localhost" in out
+    assert list(outside.iterdir()) == []  # nothing was created or mounted on the host
+    # a ".." destination is normalized inside the root
+    out = engine.ok("run", "--rm", "--rootfs", "--mount", f"type=bind,src={source},dst=/a/../../etc",
+                    root, "cat", "/etc/f")
+    assert out == "volume\n" and list(outside.iterdir()) == []
