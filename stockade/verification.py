@@ -98,6 +98,15 @@ def tuf_fact(verdict: Verdict) -> dict[str, Any] | None:
             "digest": evidence.get("digest"), "error": error, "reason": evidence.get("reason")}
 
 
+def _worse_tuf(kept: dict[str, Any] | None, new: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The one TUF fact the image section holds when several requirements checked TUF: a failure
+    wins. The policy tells repositories apart by URL only, so one entry's success (another pinned
+    root for the same URL) must never stand in for another entry's failure."""
+    if new is None:
+        return kept
+    return new if kept is None or (kept["verified"] and not new["verified"]) else kept
+
+
 @dataclass
 class ImageFacts:
     """What verification established about one image, for ``document["image"]``."""
@@ -147,7 +156,7 @@ def verify_facts(client: RegistryClient, reference: str, requirements: Sequence[
                 facts.expires = verdict.expires if facts.expires is None else min(facts.expires, verdict.expires)
             facts.signatures += signature_facts(verdict)
             facts.failures += failure_reasons(verdict)
-            facts.tuf = tuf_fact(verdict) or facts.tuf
+            facts.tuf = _worse_tuf(facts.tuf, tuf_fact(verdict))
     except StockadeError as exc:
         facts.error = str(exc)
     return facts

@@ -7,11 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.reference import Reference
 from trust.tuf import client, repository
+from trust.tuf import client as client_mod
 from trust.tuf.errors import TufDigestMismatchError, TufUnknownTagError, TufUntrustedError
 from trust.tuf.model import RELEASES
 
@@ -61,3 +63,24 @@ def test_a_rotated_root_without_the_old_roots_signature_is_refused(signed: TufRe
     path.write_text(json.dumps(doc))
     with pytest.raises(TufUntrustedError):
         verify(signed, cache=signed.cache.with_name("fresh-cache"))
+
+
+def test_a_tuf_failure_is_not_hidden_by_another_success(
+        tuf_repo: TufRepo, image: tuple[str, str], client: Any, tmp_path: Path) -> None:
+    """Two policy entries name the same repository URL with different pinned roots; the image's tag
+    is signed under one of them only. The image section carries one TUF fact, so the failure must be
+    it: the policy's URL check cannot tell the two roots apart."""
+    from stockade.verification import verify_facts
+    from trust.requirements import Requirements
+
+    ref, digest = image
+    length = len(client.get_manifest(Reference.parse(ref)).raw)
+    repository.sign(tuf_repo.path, client_mod.target_name(Reference.parse(ref)), digest, length, password)
+    repository.init(tmp_path / "other", password)
+    right = client_mod.TufTagAuthority(tuf_repo.url, tuf_repo.root, tuf_repo.cache)
+    wrong = client_mod.TufTagAuthority(tuf_repo.url, tmp_path / "other/metadata/1.root.json", tuf_repo.cache)
+    for order in ((wrong, right), (right, wrong)):
+        facts = verify_facts(client, ref, [Requirements(tuf=a) for a in order])
+        assert facts.tuf is not None and not facts.tuf["verified"] and facts.tuf["reason"] == "untrusted", facts.tuf
+    facts = verify_facts(client, ref, [Requirements(tuf=right)])
+    assert facts.tuf is not None and facts.tuf["verified"] and facts.tuf["digest"] == digest, facts.tuf
