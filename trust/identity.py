@@ -13,7 +13,8 @@ anchor it (``^…$``) to match the whole value (``stockade policy lint`` warns a
 One divergence is closed by refusing: Python's ``$`` also matches before a final newline, Go's only
 at the very end, so ``^me@example\.com$`` would accept a certificate for ``me@example.com\n`` here
 and not in cosign. A name or issuer holding a control character never matches a pattern (no real
-identity holds one; Fulcio's would be a forgery or a broken OIDC provider).
+identity holds one; Fulcio's would be a forgery or a broken OIDC provider). Patterns are compiled
+with ``re.ASCII``, so ``\d``, ``\w``, ``\s`` and ``\b`` mean what they mean in Go.
 """
 
 from __future__ import annotations
@@ -86,11 +87,13 @@ def _control_note(values: list[str]) -> str:
 
 
 def _compile(pattern: str | None, flag: str) -> re.Pattern[str] | None:
+    r"""``re.ASCII``: Go's ``\d``, ``\w``, ``\s`` and ``\b`` are ASCII-only, Python's are Unicode
+    (``\d`` would accept ARABIC-INDIC DIGIT ONE in ``v\d+``); ``(?u)`` is refused as Go refuses it."""
     if pattern is None:
         return None
     try:
-        return re.compile(pattern)
-    except re.error as exc:
+        return re.compile(pattern, re.ASCII)
+    except (re.error, ValueError) as exc:  # ValueError: (?u) against re.ASCII
         raise RequirementsError(f"{flag} {pattern!r} is not a valid regular expression: {exc}") from None
 
 

@@ -21,6 +21,7 @@ from tests.support.identity_regexps import CASES
 from tests.trust.sigstore_instance import SigstoreInstance
 from trust import bundle as bundles
 from trust import dsse, simplesigning
+from trust.errors import RequirementsError
 from trust.identity import IdentityMatcher
 from trust.requirements import Requirements
 from trust.trustroot import TrustedRoot
@@ -244,3 +245,17 @@ def test_anchored_regexp_refuses_an_identity_with_a_trailing_newline(instance: S
     by_issuer = IdentityMatcher(identity=WHO, issuer_regexp=r"^https://issuer\.example$")
     assert "control character" in (by_issuer.mismatch([WHO], ISSUER + "\n") or "")
     assert by_issuer.mismatch([WHO], ISSUER) is None
+
+
+def test_regexp_classes_are_ascii_as_in_go() -> None:
+    r"""Go's ``\d``, ``\w``, ``\s`` and ``\b`` are ASCII; Python's match any Unicode digit or letter,
+    so ``@refs/tags/v\d+$`` would accept a tag ``v١`` (ARABIC-INDIC DIGIT ONE) and ``^org/\w+$``
+    a look-alike ``org/аpp`` (Cyrillic а). Fulcio's otherName identities and the issuer are UTF-8."""
+    tag = IdentityMatcher(identity_regexp=r"@refs/tags/v\d+$", issuer=ISSUER)
+    assert tag.mismatch(["https://ci.example/w.yml@refs/tags/v1"], ISSUER) is None
+    assert tag.mismatch(["https://ci.example/w.yml@refs/tags/v\u0661"], ISSUER) is not None
+    org = IdentityMatcher(identity=WHO, issuer_regexp=r"^https://issuer\.example/\w+$")
+    assert org.mismatch([WHO], "https://issuer.example/app") is None
+    assert org.mismatch([WHO], "https://issuer.example/\u0430pp") is not None
+    with pytest.raises(RequirementsError, match="not a valid regular expression"):
+        IdentityMatcher(identity_regexp=r"(?u)\w", issuer=ISSUER)  # Python-only flag, not Go syntax
