@@ -14,7 +14,7 @@ from typing import ClassVar, Protocol
 
 from policies.decision import Finding
 from policies.document import NAMESPACES, Subject, clean_path
-from policies.globs import matches
+from policies.globs import matches, matches_image
 from policies.model import BindRule, ImagesSpec, LocalhostProfile, ResourcesSpec, RuntimeSpec, SeccompType
 
 ROOTLESS_FALLBACK_UID = 65534  # "nobody": what ``run`` uses for an image without a USER
@@ -34,7 +34,7 @@ class AllowedRegistries:
     patterns: tuple[str, ...]
 
     def check(self, s: Subject, out: list[Finding]) -> None:
-        if not matches(self.patterns, s.image.registry):
+        if not matches_image(self.patterns, s.image.registry):
             out.append(Finding(self.rule, "image.registry", "the image's registry is not allowed",
                                s.image.registry, list(self.patterns),
                                "pull the image from an allowed registry (mirror it there)"))
@@ -46,7 +46,7 @@ class AllowedRepositories:
     patterns: tuple[str, ...]
 
     def check(self, s: Subject, out: list[Finding]) -> None:
-        if not matches(self.patterns, s.image.name):
+        if not matches_image(self.patterns, s.image.name):
             out.append(Finding(self.rule, "image.repository", "the image's repository is not allowed",
                                s.image.name, list(self.patterns), "use an image from an allowed repository"))
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from policies.decision import Decision, ExpiredException, Finding, Result
 from policies.document import Subject, parse
 from policies.expressions import ExpressionEvalError
-from policies.globs import matches
+from policies.globs import matches_image
 from policies.loader import Policy
 from policies.model import ExceptionSpec
 
@@ -54,7 +54,7 @@ def _exceptions(policy: Policy, name: str, today: datetime.date
     active: dict[str, ExceptionSpec] = {}
     expired = []
     for exc in policy.exceptions:
-        if not matches(exc.images, name):
+        if not matches_image(exc.images, name):
             continue
         if exc.expires < today:
             expired.append(ExpiredException(exc.id, exc.rules, exc.expires.isoformat(), exc.reason))

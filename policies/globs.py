@@ -26,7 +26,7 @@ def check_glob(pattern: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def compile_glob(pattern: str) -> re.Pattern[str]:
+def compile_glob(pattern: str, fold_case: bool = False) -> re.Pattern[str]:
     out = []
     i = 0
     while i < len(pattern):
@@ -42,9 +42,17 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    return re.compile("".join(out) + r"\Z", re.IGNORECASE if fold_case else 0)
 
 
 def matches(patterns: tuple[str, ...], name: str) -> bool:
-    """Whether ``name`` matches any of ``patterns``."""
+    """Whether ``name`` (a path: case counts) matches any of ``patterns``."""
     return any(compile_glob(p).match(name) for p in patterns)
+
+
+def matches_image(patterns: tuple[str, ...], name: str) -> bool:
+    """Whether the image name or registry ``name`` matches any of ``patterns``, ignoring case: a
+    registry host is case-insensitive (``REG.EXAMPLE.COM/org/app`` is pulled from the same server
+    as ``reg.example.com/org/app``, so it must meet the same signature requirements), and a
+    repository is lower case by the reference grammar."""
+    return any(compile_glob(p, True).match(name) for p in patterns)

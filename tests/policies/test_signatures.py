@@ -88,6 +88,14 @@ def test_an_unsigned_image_is_refused(signed_policy: Any) -> None:
     assert "no signature" in v.finding.message and v.finding.path == "image.signatures"
 
 
+@pytest.mark.parametrize("reference", ["REGISTRY.EXAMPLE.COM/org/app:1.0", "Registry.Example.Com/org/app:1.0"])
+def test_a_registry_host_in_another_case_meets_the_same_requirements(signed_policy: Any, reference: str) -> None:
+    """A host name is case-insensitive: the same server, the same signers required."""
+    assert [r.name for r in requirements_for(signed_policy, reference)] == ["org-release"]
+    (v,) = evaluate(signed_policy, _signed(reference)).violations
+    assert "no signature" in v.finding.message
+
+
 def test_keyless_identity_regexp_and_tlog(signed_policy: Any) -> None:
     ref = "ghcr.io/org/app:1.0"
     sig = {"kind": "keyless", "subject": SUBJECT, "issuer": ISSUER, "tlog": {"logIndex": 7}, "digest": DIGEST}
