@@ -217,10 +217,22 @@ class _Session:
         from tuf.api import exceptions
         from tuf.ngclient import Updater
 
+        from engine.cachefiles import private_directory
+
         metadata_dir = self.directory / "metadata"
-        metadata_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            private = private_directory(self.directory)
+        except OSError as exc:
+            raise TufError(f"cannot use the TUF cache directory {self.directory}: {exc.strerror}") from None
+        if not private:
+            # ngclient writes trusted metadata here (and we lock a file in it): through a symlink,
+            # or in another user's directory, that would be someone else's to redirect or rewrite.
+            raise TufError(f"the TUF cache directory {self.directory} is a symlink or belongs to "
+                           "another user; remove it")
+        metadata_dir.mkdir(exist_ok=True, mode=0o700)
         with contextlib.ExitStack() as stack:  # released here unless the session starts
-            lock = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+            lock = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           0o600)
             stack.callback(os.close, lock)
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from engine.reference import Reference
 from trust.tuf import client, repository
 from trust.tuf import client as client_mod
-from trust.tuf.errors import TufDigestMismatchError, TufUnknownTagError, TufUntrustedError
+from trust.tuf.errors import TufDigestMismatchError, TufError, TufUnknownTagError, TufUntrustedError
 from trust.tuf.model import RELEASES
 
 from .conftest import TufRepo, password
@@ -84,3 +85,22 @@ def test_a_tuf_failure_is_not_hidden_by_another_success(
         assert facts.tuf is not None and not facts.tuf["verified"] and facts.tuf["reason"] == "untrusted", facts.tuf
     facts = verify_facts(client, ref, [Requirements(tuf=right)])
     assert facts.tuf is not None and facts.tuf["verified"] and facts.tuf["digest"] == digest, facts.tuf
+
+
+def test_a_tuf_cache_directory_another_user_planted_is_refused(signed: TufRepo, tmp_path: Path) -> None:
+    """ngclient writes root, timestamp, snapshot and targets metadata into the cache directory: one
+    planted as a symlink would have them (and the lock file) written wherever it points, as root."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    session = client_mod.cache_directory(signed.cache, signed.url.rstrip("/") + "/",
+                                         repository.root_sha256(signed.root))
+    session.parent.mkdir(parents=True)
+    session.symlink_to(victim)
+    with pytest.raises(TufError, match="cache directory"):
+        verify(signed)
+    assert not list(victim.iterdir())
+    session.unlink()
+    session.mkdir()
+    os.chown(session, 65534, 65534)  # another user's directory: its metadata is theirs to rewrite
+    with pytest.raises(TufError, match="cache directory"):
+        verify(signed)
