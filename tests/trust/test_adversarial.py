@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
-
-import pytest
 
 from tests.trust.sigstore_instance import SigstoreInstance
+# The private instance and its trusted root (fixtures), the digest and statement the keyless tests use.
+from tests.trust.test_keyless import DIGEST, _statement, instance, root  # noqa: F401
 from trust import bundle as bundles
 from trust import dsse, simplesigning
 from trust.keys import PrivateKey
@@ -24,22 +23,7 @@ from trust.untrusted import b64
 from trust.verdict import SignatureResult
 from trust.verify import Checks, check_bundle, check_legacy
 
-DIGEST = "sha256:" + "5a" * 32
 OTHER = "sha256:" + "77" * 32
-
-
-@pytest.fixture(scope="module")
-def instance() -> SigstoreInstance:
-    return SigstoreInstance()
-
-
-@pytest.fixture
-def root(instance: SigstoreInstance, tmp_path: Path) -> TrustedRoot:
-    return TrustedRoot.load(instance.write_trusted_root(tmp_path / "trusted_root.json"))
-
-
-def _statement(digest: str = DIGEST) -> bytes:
-    return dsse.statement("example.com/app", digest.partition(":")[2], dsse.COSIGN_SIGN_PREDICATE)
 
 
 def _envelope(key: PrivateKey, payload: bytes, payload_type: str = dsse.INTOTO_PAYLOAD_TYPE) -> dsse.Envelope:
