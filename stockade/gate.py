@@ -160,6 +160,8 @@ def request_document(req: RunRequest, subject: Subject, *, rootless: bool,
     if resources:
         c["resources"] = resources
     context: dict[str, Any] = {"kind": "run", "command": list(o.command)}
+    if o.entrypoint is not None:  # replaces what runs as much as the command does
+        context["entrypoint"] = list(o.entrypoint)
     if req.policy:
         context["policy"] = req.policy
     if req.rootfs:

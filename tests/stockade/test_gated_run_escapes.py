@@ -129,3 +129,25 @@ def test_a_pinned_seccomp_profile_replaced_on_disk_is_refused(engine: Engine, ga
         assert f"the seccomp profile {profile} is not the one the decision was about" in proc.stderr
         assert f"expected {digest}" in proc.stderr
         policy.write_text(policy.read_text() + "  # edited\n")
+
+
+def test_a_rule_on_what_runs_sees_an_entrypoint_override(engine: Engine, gated: Gated, tmp_path: Path) -> None:
+    """A custom rule that lets only the image's own command run: --entrypoint replaces the program
+    as much as a command does, so the rule must see it (context.entrypoint)."""
+    policy = tmp_path / "own-command.yaml"
+    policy.write_text(textwrap.dedent("""\
+        apiVersion: stockade.dev/v1
+        kind: Policy
+        metadata: {name: own-command, revision: 1}
+        spec:
+          profile: restricted:v1
+          rules:
+            - id: image-command-only
+              expression: "size(context.command) == 0 && !has(context.entrypoint)"
+              message: only the image's own command may run
+        """))
+    image = gated.images["signed"]
+    engine.ok("create", "--policy", policy, image)
+    proc = engine("create", "--policy", policy, "--entrypoint", "/bin/cat", image)
+    assert proc.returncode == EXIT_DENIED and "[image-command-only]" in proc.stderr, proc.stderr
+    assert len(engine.ok("ps", "-aq").split()) == 1
