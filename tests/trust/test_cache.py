@@ -254,6 +254,52 @@ def test_the_key_names_the_repository_only_under_check_reference(ecdsa_key: Any)
     assert parts(a, check_reference=True)["repository"] == "r.example/a"
 
 
+def test_every_requirement_is_in_the_key_and_one_key_in_two_encodings_is_one(
+        ecdsa_key: Any, ed25519_key: Any, tmp_path: Path) -> None:
+    """A verdict reached under weaker requirements must never answer stronger ones: each field the
+    verdict depends on changes the key. The same key read from PEM, from DER or twice names one key
+    set (key ids are hashes of the re-encoded DER form)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from trust.identity import IdentityMatcher
+    from trust.keys import PublicKey
+    from trust.trustroot import TrustedRoot
+    from trust.verify import cache_key_parts
+
+    ref = Reference.parse(f"r.example/a:1@{DIGEST}")
+    other_root = TrustedRoot.load(SigstoreInstance().write_trusted_root(tmp_path / "root.json"))
+    who = IdentityMatcher(identity=WHO, issuer=ISSUER)
+
+    def key(req: Requirements, **kw: Any) -> str:
+        parts = cache_key_parts(ref, req, **{"platform": None, "scope": "resolved", "predicate_type": None, **kw})
+        return VerificationCache(tmp_path).key(DIGEST, parts)
+
+    base = Requirements(keys=(ecdsa_key.public,), identities=(who,))
+    variants = {
+        "another key": Requirements(keys=(ed25519_key.public,), identities=(who,)),
+        "one more key": Requirements(keys=(ecdsa_key.public, ed25519_key.public), identities=(who,)),
+        "no identity": Requirements(keys=(ecdsa_key.public,)),
+        "another identity": Requirements(keys=(ecdsa_key.public,), identities=(IdentityMatcher(identity="x@y", issuer=ISSUER),)),
+        "identity as regexp": Requirements(keys=(ecdsa_key.public,), identities=(IdentityMatcher(identity_regexp=WHO, issuer=ISSUER),)),
+        "another issuer": Requirements(keys=(ecdsa_key.public,), identities=(IdentityMatcher(identity=WHO, issuer="https://x"),)),
+        "require tlog": Requirements(keys=(ecdsa_key.public,), identities=(who,), require_tlog=True),
+        "check reference": Requirements(keys=(ecdsa_key.public,), identities=(who,), check_reference=True),
+        "ignore sct": Requirements(keys=(ecdsa_key.public,), identities=(who,), ignore_sct=True),
+        "another trusted root": Requirements(keys=(ecdsa_key.public,), identities=(who,), trusted_root=other_root),
+    }
+    keys = {name: key(req) for name, req in variants.items()}
+    keys.update({"platform": key(base, platform="linux/arm64"), "scope": key(base, scope="both"),
+                 "attestation": key(base, predicate_type="https://slsa.dev/provenance/v1")})
+    assert len(set(keys.values()) | {key(base)}) == len(keys) + 1, keys
+    der = ecdsa_key.public.key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    point = ecdsa_key.public.key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
+    algorithm = der[2:23]  # the P-256 AlgorithmIdentifier; then the point, compressed this time
+    compressed = bytes([0x30, len(algorithm) + 3 + len(point)]) + algorithm + bytes([0x03, 1 + len(point), 0]) + point
+    for same in (PublicKey.from_der(der), PublicKey.from_pem(ecdsa_key.public.pem), PublicKey.from_der(compressed)):
+        assert key(Requirements(keys=(same,), identities=(who,))) == key(base)
+        assert same.key_id == ecdsa_key.public.key_id
+
+
 def test_a_warm_hit_reads_no_trusted_root_and_hashes_it_once(
         own_registry: Any, busybox_layout: Path, tmp_path: Path, ecdsa_key: Any) -> None:
     """The trusted root is part of the key; a hit (the warm run path) must not re-read the default
