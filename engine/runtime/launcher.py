@@ -329,6 +329,8 @@ def _init(cfg: LaunchConfig, plan: rootfs.Plan, fifo: int, sock: socket.socket,
         arm_parent_death(sock, sys_)
         sys_.prctl(sc.PR_SET_DUMPABLE, 0)
         process.reset_signals()
+        keep = tuple(range(3, 3 + cfg.preserve_fds))
+        process.close_inherited(sock, cfg.stdio, (*keep, fifo))  # before any path of the image is used
         create_hooks = spec.hooks.create_container
         before_pivot = (lambda: hooks.run_all(create_hooks, _hook_state(cfg, host_pid, "creating"),
                                               "createContainer")) if create_hooks else None
@@ -337,7 +339,6 @@ def _init(cfg: LaunchConfig, plan: rootfs.Plan, fifo: int, sock: socket.socket,
             sys_.sethostname(spec.hostname)
         if "network" in spec.namespaces:
             _loopback_up()
-        keep = tuple(range(3, 3 + cfg.preserve_fds))
         if cfg.gate is not None:
             code = process.finish(spec.process, hostname=spec.hostname, stdio=cfg.stdio, sock=sock,
                                   sys_=sys_, program=cfg.seccomp_program, console=True,

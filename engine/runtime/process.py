@@ -261,19 +261,50 @@ def _dup_stdio(stdio: Stdio) -> None:
         os.close(src)
 
 
-def _enter_cwd(cwd: str) -> None:
+def close_inherited(sock: socket.socket, stdio: Stdio, keep: tuple[int, ...] = ()) -> None:
+    """Close what the builder's fork brought along (its locks, its state directory, its logs) but
+    the stage itself needs. A leaked host directory is a way out: a working directory (or a mount
+    target) of ``/proc/self/fd/N`` would land on it, outside the root (runc's CVE-2024-21626)."""
+    close_fds({sock.fileno(), *keep, *(fd for fd in (stdio.stdin, stdio.stdout, stdio.stderr)
+                                        if fd is not None)})
+
+
+def _enter_cwd(cwd: str, sys_: sc.Syscalls) -> None:
+    """chdir to ``cwd`` resolved inside the root, with no magic link (``/proc/self/fd/N``,
+    ``/proc/1/root``) on the way: those lead outside the root, where Docker's creation of a missing
+    working directory (as root, before the identity change) would make directories on the host."""
+    how = os.O_PATH | os.O_DIRECTORY
+    confined = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+    root = os.open("/", how | os.O_CLOEXEC)
+    fd = -1
     try:
-        os.chdir(cwd)
-    except FileNotFoundError:
-        # Docker creates a missing working directory (as root, before the identity change).
-        os.makedirs(cwd, mode=0o755, exist_ok=True)
-        os.chdir(cwd)
+        try:
+            fd = sys_.openat2(root, cwd, how, confined)
+        except FileNotFoundError:
+            fd = os.dup(root)
+            for name in [p for p in cwd.split("/") if p]:
+                try:
+                    nxt = sys_.openat2(fd, name, how, confined)
+                except FileNotFoundError:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                    nxt = sys_.openat2(fd, name, how, confined)
+                os.close(fd)
+                fd = nxt
+        os.fchdir(fd)
+    except OSError as exc:
+        raise channel.LaunchError(f"cannot enter the working directory {cwd} inside the container: "
+                                  f"{exc.strerror}") from None
+    finally:
+        os.close(root)
+        if fd >= 0:
+            os.close(fd)
 
 
 def finish(process: Process, *, hostname: str, stdio: Stdio, sock: socket.socket, sys_: sc.Syscalls,
            program: bytes, console: bool, after_become: Callable[[], None] | None = None,
            start_gate: Callable[[], None] | None = None, keep_fds: tuple[int, ...] = ()) -> int:
     """Steps 1-5 above; returns only with ``--init`` (the command's exit code)."""
+    close_inherited(sock, stdio, keep_fds)
     os.setsid()
     who = identity.resolve(process.user, process.group_add, identity.read_bounded("/etc/passwd"),
                            identity.read_bounded("/etc/group"))
@@ -293,7 +324,7 @@ def finish(process: Process, *, hostname: str, stdio: Stdio, sock: socket.socket
     else:
         _dup_stdio(stdio)
     env = environment(process.env, who.home, hostname, process.terminal)
-    _enter_cwd(process.cwd or "/")
+    _enter_cwd(process.cwd or "/", sys_)
     for rl in process.rlimits:
         resource.setrlimit(RLIMITS[rl.type], (rl.soft, rl.hard))
     os.umask(process.umask)

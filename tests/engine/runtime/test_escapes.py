@@ -116,3 +116,31 @@ def test_mount_targets_and_workdirs_through_symlinks_stay_inside(engine: Engine,
     out = engine.ok("run", "--rm", "--rootfs", "--mount", f"type=bind,src={source},dst=/a/../../etc",
                     root, "cat", "/etc/f")
     assert out == "volume\n" and list(outside.iterdir()) == []
+
+
+def test_no_host_directory_is_reachable_as_a_working_directory(tmp_path: Path) -> None:
+    # stockade-runtime holds its state directory (a flock) while it launches: an fd of the builder
+    # that reached the init was a host directory a cwd of /proc/self/fd/N entered (CVE-2024-21626).
+    from tests.oci_runtime.support import Runtime, command_config, make_bundle, new_id
+
+    runtime = Runtime(tmp_path)
+    results = []
+    for n in range(3, 10):
+        bundle, cid = tmp_path / f"bundle{n}", new_id()
+        config = command_config(bundle, "sh", "-c", "pwd; ls ..", cid=cid)
+        config["process"]["cwd"] = f"/proc/self/fd/{n}"
+        results.append((n, cid, runtime("run", "--bundle", make_bundle(bundle, config), cid)))
+    # "ls .." listing the host's state directory (which holds the container's id) is the escape
+    assert [(n, proc.stdout) for n, cid, proc in results if cid in proc.stdout] == []
+    for n, _, proc in results:
+        assert proc.returncode != 0 and "cannot enter the working directory" in proc.stderr, (n, proc.stderr)
+
+
+def test_a_missing_workdir_is_made_inside_even_past_symlinks(engine: Engine, tmp_path: Path) -> None:
+    root = _rootfs(tmp_path)
+    (root / "tmp" / "inner").mkdir()
+    (root / "w").symlink_to("/../../tmp/inner")  # an ordinary symlink: resolved inside the root
+    assert engine.ok("run", "--rm", "--rootfs", "-w", "/w/made", root, "pwd").strip() == "/tmp/inner/made"
+    assert (root / "tmp" / "inner" / "made").is_dir()
+    proc = engine("run", "--rm", "--rootfs", "-w", "/proc/1/root/made", root, "pwd")
+    assert proc.returncode == 125 and "cannot enter the working directory" in proc.stderr
