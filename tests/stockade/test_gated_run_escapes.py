@@ -26,21 +26,22 @@ def _host_dir(tmp_path: Path, name: str) -> Path:
     return path
 
 
+def _policy(tmp_path: Path, name: str, spec: str) -> Path:
+    """A policy file ``name`` on restricted, with ``spec`` (YAML under ``spec:``, after the profile)."""
+    policy = tmp_path / f"{name}.yaml"
+    policy.write_text(f"apiVersion: stockade.dev/v1\nkind: Policy\nmetadata: {{name: {name}, revision: 1}}\n"
+                      f"spec:\n  profile: restricted:v1\n" + textwrap.indent(textwrap.dedent(spec), "  "))
+    return policy
+
+
 def _bind_policy(tmp_path: Path, prefix: Path) -> Path:
     """restricted, plus read-only binds under ``prefix`` and --volumes-from opted in."""
-    policy = tmp_path / "binds.yaml"
-    policy.write_text(textwrap.dedent(f"""\
-        apiVersion: stockade.dev/v1
-        kind: Policy
-        metadata: {{name: binds, revision: 1}}
-        spec:
-          profile: restricted:v1
-          runtime:
-            mounts:
-              bind: [{{sourcePrefix: "{prefix}", readOnly: true}}]
-              volumes: [local, volumes-from]
-        """))
-    return policy
+    return _policy(tmp_path, "binds", f"""\
+        runtime:
+          mounts:
+            bind: [{{sourcePrefix: "{prefix}", readOnly: true}}]
+            volumes: [local, volumes-from]
+        """)
 
 
 def test_volumes_from_cannot_bring_in_a_host_path_the_policy_forbids(engine: Engine, gated: Gated,
@@ -107,18 +108,12 @@ def test_a_pinned_seccomp_profile_replaced_on_disk_is_refused(engine: Engine, ga
     profile = tmp_path / "profile.json"
     profile.write_bytes(DEFAULT_PROFILE.read_bytes())
     digest = hashlib.sha256(profile.read_bytes()).hexdigest()
-    policy = tmp_path / "pinned.yaml"
-    policy.write_text(textwrap.dedent(f"""\
-        apiVersion: stockade.dev/v1
-        kind: Policy
-        metadata: {{name: pinned, revision: 1}}
-        spec:
-          profile: restricted:v1
-          runtime:
-            seccomp:
-              allowed: [Localhost]
-              profiles: [{{path: "{profile}", sha256: "{digest}"}}]
-        """))
+    policy = _policy(tmp_path, "pinned", f"""\
+        runtime:
+          seccomp:
+            allowed: [Localhost]
+            profiles: [{{path: "{profile}", sha256: "{digest}"}}]
+        """)
     image = gated.images["signed"]
     probe = "unshare -U true 2>/dev/null && echo unconfined || echo confined"
     assert engine.ok("run", "--rm", "--policy", policy, image, "sh", "-c", probe).split() == ["confined"]
@@ -134,18 +129,12 @@ def test_a_pinned_seccomp_profile_replaced_on_disk_is_refused(engine: Engine, ga
 def test_a_rule_on_what_runs_sees_an_entrypoint_override(engine: Engine, gated: Gated, tmp_path: Path) -> None:
     """A custom rule that lets only the image's own command run: --entrypoint replaces the program
     as much as a command does, so the rule must see it (context.entrypoint)."""
-    policy = tmp_path / "own-command.yaml"
-    policy.write_text(textwrap.dedent("""\
-        apiVersion: stockade.dev/v1
-        kind: Policy
-        metadata: {name: own-command, revision: 1}
-        spec:
-          profile: restricted:v1
-          rules:
-            - id: image-command-only
-              expression: "size(context.command) == 0 && !has(context.entrypoint)"
-              message: only the image's own command may run
-        """))
+    policy = _policy(tmp_path, "own-command", """\
+        rules:
+          - id: image-command-only
+            expression: "size(context.command) == 0 && !has(context.entrypoint)"
+            message: only the image's own command may run
+        """)
     image = gated.images["signed"]
     engine.ok("create", "--policy", policy, image)
     proc = engine("create", "--policy", policy, "--entrypoint", "/bin/cat", image)
