@@ -405,6 +405,7 @@ def judged_profile(ctx: Context, hardening: Hardening, sha256: str | None, polic
                            "policy lists, or run again if you changed it on purpose")
     copies = ctx.paths.cache / "seccomp" / "profiles"
     copies.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(copies, 0o700)  # fails unless this user owns it: nobody else may swap the copy
     copy_path = copies / f"{found}.json"
     write_atomic(copy_path, raw, mode=0o600)
     return dataclasses.replace(hardening, seccomp_profile=str(copy_path))
