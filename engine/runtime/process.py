@@ -36,7 +36,7 @@ from typing import Callable
 
 from engine.records import Record
 from engine.runtime import capabilities as caps
-from engine.runtime import channel, identity
+from engine.runtime import channel, confined, identity
 from engine.runtime import syscalls as sc
 from engine.runtime.init import run_init
 from engine.spec import Process
@@ -270,34 +270,17 @@ def close_inherited(sock: socket.socket, stdio: Stdio, keep: tuple[int, ...] = (
 
 
 def _enter_cwd(cwd: str, sys_: sc.Syscalls) -> None:
-    """chdir to ``cwd`` resolved inside the root, with no magic link (``/proc/self/fd/N``,
-    ``/proc/1/root``) on the way: those lead outside the root, where Docker's creation of a missing
-    working directory (as root, before the identity change) would make directories on the host."""
-    how = os.O_PATH | os.O_DIRECTORY
-    confined = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
-    root = os.open("/", how | os.O_CLOEXEC)
-    fd = -1
+    """chdir to ``cwd`` resolved inside the root (``confined``), made if missing as Docker does (as
+    root, before the identity change): never through a magic link to a directory of the host."""
     try:
-        try:
-            fd = sys_.openat2(root, cwd, how, confined)
-        except FileNotFoundError:
-            fd = os.dup(root)
-            for name in [p for p in cwd.split("/") if p]:
-                try:
-                    nxt = sys_.openat2(fd, name, how, confined)
-                except FileNotFoundError:
-                    os.mkdir(name, 0o755, dir_fd=fd)
-                    nxt = sys_.openat2(fd, name, how, confined)
-                os.close(fd)
-                fd = nxt
-        os.fchdir(fd)
+        fd = confined.open_dir(sys_, "/", cwd)
     except OSError as exc:
         raise channel.LaunchError(f"cannot enter the working directory {cwd} inside the container: "
                                   f"{exc.strerror}") from None
+    try:
+        os.fchdir(fd)
     finally:
-        os.close(root)
-        if fd >= 0:
-            os.close(fd)
+        os.close(fd)
 
 
 def finish(process: Process, *, hostname: str, stdio: Stdio, sock: socket.socket, sys_: sc.Syscalls,

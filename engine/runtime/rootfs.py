@@ -32,6 +32,7 @@ from typing import Callable
 
 from engine.errors import StockadeError
 from engine.records import Record
+from engine.runtime import confined
 from engine.runtime import syscalls as sc
 from engine.spec import Mount, Spec
 
@@ -269,8 +270,9 @@ def _locked_flags(path: str) -> int:
     return sum(ms for st, ms in _LOCKED if f_flag & st)
 
 
-def _make_target(path: str, *, file: bool, mode: int = 0o755) -> None:
+def _make_target(sys_: sc.Syscalls, root: str, target: str, *, file: bool, mode: int = 0o755) -> None:
     """Create a mount target inside the (already pivoted) root: a directory, or an empty file."""
+    path = os.path.join(root, target.lstrip("/"))
     if file:
         # A symlink (the image's /etc/resolv.conf -> ../run/...) is followed, as Docker does: after
         # pivot_root it can only lead somewhere inside the container.
@@ -281,7 +283,7 @@ def _make_target(path: str, *, file: bool, mode: int = 0o755) -> None:
         fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         os.close(fd)
     else:
-        os.makedirs(path, mode=mode, exist_ok=True)
+        os.close(confined.open_dir(sys_, root, target, mode=mode))
 
 
 def _real_dir(path: str) -> None:
@@ -372,7 +374,7 @@ class Executor:
         if op.target in ("/proc", "/sys", "/dev"):
             _real_dir(target)
         else:
-            _make_target(target, file=False, mode=op.mode)
+            _make_target(self.sc, self.prefix, op.target, file=False, mode=op.mode)
         try:
             self.sc.mount(op.fstype, target, op.fstype, op.flags, op.data or None)
         except OSError as exc:
@@ -386,7 +388,7 @@ class Executor:
     def _do_BindFd(self, op: BindFd) -> None:
         fd = self.fds[op.key]
         target = self._p(op.target)
-        _make_target(target, file=not stat.S_ISDIR(os.fstat(fd).st_mode))
+        _make_target(self.sc, self.prefix, op.target, file=not stat.S_ISDIR(os.fstat(fd).st_mode))
         self._attach(fd, target, op.flags)
 
     def _attach(self, fd: int, target: str, flags: int) -> None:

@@ -13,6 +13,7 @@ from engine.runtime.syscalls import Syscalls
 
 class RecordingSyscalls(Syscalls):
     def __init__(self, fail: dict[str, OSError] | None = None) -> None:
+        super().__init__()  # the real openat2: resolving a path inside a scratch root changes nothing
         self.calls: list[tuple[Any, ...]] = []
         self.fail = dict(fail or {})
         self._fds: list[int] = []

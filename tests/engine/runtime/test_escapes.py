@@ -144,3 +144,18 @@ def test_a_missing_workdir_is_made_inside_even_past_symlinks(engine: Engine, tmp
     assert (root / "tmp" / "inner" / "made").is_dir()
     proc = engine("run", "--rm", "--rootfs", "-w", "/proc/1/root/made", root, "pwd")
     assert proc.returncode == 125 and "cannot enter the working directory" in proc.stderr
+
+
+def test_mount_targets_through_magic_links_make_nothing_on_the_host(engine: Engine, tmp_path: Path) -> None:
+    # While the mounts are made, the init holds a clone of each bind's source (not yet read-only):
+    # /data -> /proc/self/fd/N reached it, and making the tmpfs target "/data/madeN" made a directory
+    # in the host's read-only source.
+    source = tmp_path / "ro-source"
+    source.mkdir()
+    for n in range(3, 17):
+        root = _rootfs(tmp_path, f"root{n}")
+        (root / "data").symlink_to(f"/proc/self/fd/{n}")
+        proc = engine("run", "--rm", "--rootfs", "-v", f"{source}:/src/a/b:ro", "--tmpfs", f"/data/made{n}",
+                      root, "true")
+        assert proc.returncode == 125, (n, proc.stdout, proc.stderr)
+    assert list(source.iterdir()) == []
