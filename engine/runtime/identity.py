@@ -13,6 +13,8 @@ image can only lead back into the container. The rules are Docker's (runc's ``Ge
 
 from __future__ import annotations
 
+import os
+import stat
 
 from engine.errors import StockadeError
 from engine.records import Record, field
@@ -112,10 +114,21 @@ def _lookup_group(text: str, groups: list[list[str]]) -> int:
 def read_bounded(path: str) -> str:
     """Read an image file with a size bound; a missing file reads as empty (busybox-less images)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_FILE + 1)
+        # O_NONBLOCK: a fifo planted in its place (by the image, or by the container before an
+        # exec) must not hold the process here, still unconfined, until someone writes to it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return ""
+    with open(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return ""
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            raise IdentityError(f"{path} in the image is a fifo or a socket, not a file")
+        try:
+            data = f.read(MAX_FILE + 1)
+        except OSError as exc:
+            raise IdentityError(f"cannot read {path} in the image: {exc.strerror}") from None
     if len(data) > MAX_FILE:
         raise IdentityError(f"{path} in the image is larger than {MAX_FILE} bytes")
     return data.decode("utf-8", "replace")

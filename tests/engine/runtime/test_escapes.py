@@ -159,3 +159,17 @@ def test_mount_targets_through_magic_links_make_nothing_on_the_host(engine: Engi
                       root, "true")
         assert proc.returncode == 125, (n, proc.stdout, proc.stderr)
     assert list(source.iterdir()) == []
+
+
+def test_a_fifo_for_etc_passwd_is_refused_not_waited_on(engine: Engine, tmp_path: Path) -> None:
+    # The user is resolved (as root, before any confinement) from the image's /etc/passwd: a fifo
+    # there held the init, or an exec the container had planted it for, until someone wrote to it.
+    root = _rootfs(tmp_path)
+    (root / "etc" / "passwd").unlink()
+    os.mkfifo(root / "etc" / "passwd")
+    proc = engine("run", "--rm", "--rootfs", root, "true", timeout=30)
+    assert proc.returncode == 125 and "/etc/passwd in the image is a fifo" in proc.stderr
+    engine.ok("run", "-d", "--name", "fifo", "--rootfs", _rootfs(tmp_path, "root2"), "sleep", "300")
+    engine.ok("exec", "fifo", "sh", "-c", "rm /etc/passwd && mkfifo /etc/passwd")
+    proc = engine("exec", "fifo", "true", timeout=30)
+    assert proc.returncode == 125 and "/etc/passwd in the image is a fifo" in proc.stderr
