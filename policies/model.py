@@ -107,8 +107,8 @@ def _regexp(value: object) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("expected a regular expression string")
     try:
-        re.compile(value)
-    except re.error as exc:
+        re.compile(value, re.ASCII)  # as policies.signatures matches it (Go's classes)
+    except (re.error, ValueError) as exc:  # ValueError: (?u), which Go has no use for either
         raise ValueError(f"invalid regular expression: {exc}") from None
     return value
 

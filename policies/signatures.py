@@ -24,9 +24,15 @@ from policies.document import Subject
 from policies.globs import matches_image
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def regexp_matches(pattern: str, value: str) -> bool:
-    """Unanchored, as cosign and policy-controller (Go's ``regexp.MatchString``) and ``trust.identity``."""
-    return re.search(pattern, value) is not None
+    r"""Unanchored, as cosign and policy-controller (Go's ``regexp.MatchString``) and ``trust.identity``,
+    and with Go's meanings where Python's differ: ``\d``, ``\w``, ``\s``, ``\b`` are ASCII
+    (``re.ASCII``), and a value holding a control character never matches (Python's ``$`` also
+    matches before a final newline, so ``^me@x\.com$`` would accept ``"me@x.com\n"``)."""
+    return _CONTROL.search(value) is None and re.search(pattern, value, re.ASCII) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,26 @@ class SignatureRequirement:
         }
 
 
+def _distinct_signers(accepted: list[set[int]]) -> dict[int, int]:
+    """The most listed entries that distinct signers satisfy, each signer counting for one entry at
+    most (a maximum bipartite matching, by augmenting paths): ``accepted[s]`` is the entries signer
+    ``s`` satisfies; the result maps entry -> signer. One signature whose identity two overlapping
+    patterns accept is one signer, not two."""
+    owner: dict[int, int] = {}
+
+    def assign(signer: int, seen: set[int]) -> bool:
+        for entry in sorted(accepted[signer] - seen):
+            seen.add(entry)
+            if entry not in owner or assign(owner[entry], seen):
+                owner[entry] = signer
+                return True
+        return False
+
+    for signer in range(len(accepted)):
+        assign(signer, set())
+    return owner
+
+
 @dataclass(frozen=True, slots=True)
 class SignatureCheck:
     """The ``signatures`` rule for one entry (it applies only to images its globs match)."""
@@ -123,15 +149,20 @@ class SignatureCheck:
                                                           f"match ({req.name})", None, expected,
                                "resolve the image to its digest before evaluating"))
             return
-        satisfied: set[str] = set()
+        # Which listed entries each distinct signer (a key id, or a subject and issuer) satisfies.
+        signers: dict[tuple[str | None, ...], set[int]] = {}
         for sig in image.signatures:
             if sig.digest != image.digest or (req.transparency_log and not sig.tlog):
                 continue
             if sig.kind == "key":
-                satisfied.update(k.key_id for k in req.keys if k.key_id == sig.key_id)
+                entries = {n for n, k in enumerate(req.keys) if k.key_id == sig.key_id}
+                signer: tuple[str | None, ...] = ("key", sig.key_id)
             else:
-                satisfied.update(f"identity:{n}" for n, ident in enumerate(req.identities)
-                                 if ident.accepts(sig.subject, sig.issuer))
+                entries = {len(req.keys) + n for n, ident in enumerate(req.identities)
+                           if ident.accepts(sig.subject, sig.issuer)}
+                signer = ("keyless", sig.subject, sig.issuer)
+            signers.setdefault(signer, set()).update(entries)
+        satisfied = _distinct_signers(list(signers.values()))
         if len(satisfied) < req.threshold:
             found = [f"key {sig.key_id}" if sig.kind == "key" else f"identity {sig.subject} (issuer {sig.issuer})"
                      + ("" if sig.tlog else ", no tlog entry") for sig in image.signatures] + list(image.failures)

@@ -147,3 +147,21 @@ def test_lint_knows_an_anchored_pattern(pattern: str, whole: bool) -> None:
     from policies.lint import anchored
 
     assert anchored(pattern) is whole
+
+
+def test_one_signer_is_one_toward_the_threshold_whatever_patterns_accept_it(policy_from: Callable[[str], Any]) -> None:
+    policy = policy_from(f"""
+        profile: privileged
+        signatures:
+          - name: two-people
+            images: ["ghcr.io/org/*"]
+            identities:
+              - {{subjectRegExp: '^https://github\\.com/org/', issuer: {ISSUER}}}
+              - {{subject: '{SUBJECT}', issuer: {ISSUER}}}
+            threshold: 2
+        """)
+    one = {"kind": "keyless", "subject": SUBJECT, "issuer": ISSUER, "tlog": {"logIndex": 1}, "digest": DIGEST}
+    other = {**one, "subject": "https://github.com/org/other/.github/workflows/r.yml@refs/heads/main"}
+    assert not evaluate(policy, _signed("ghcr.io/org/app:1", one)).allowed
+    assert not evaluate(policy, _signed("ghcr.io/org/app:1", one, dict(one))).allowed
+    assert evaluate(policy, _signed("ghcr.io/org/app:1", other, one)).allowed

@@ -24,4 +24,10 @@ CASES: list[tuple[str, str, bool]] = [
     (r"Example", "me@example.com", False),  # case-sensitive unless (?i)
     (r"^$", "", True),
     (r"x", "", False),
+    # Go's meanings where Python's differ: $ is the end (not before a final newline), classes are ASCII.
+    (r"^me@example\.com$", "me@example.com\n", False),
+    (r"@example\.com", "me@example.com\n", False),  # no pattern accepts a control character
+    (r"@refs/tags/v\d+$", "x@refs/tags/v\u0661", False),  # ARABIC-INDIC DIGIT ONE
+    (r"^\w+@example\.com$", "\u0448@example.com", False),  # CYRILLIC SMALL LETTER SHA
+    (r"^\w+@example\.com$", "me_2@example.com", True),
 ]
