@@ -93,7 +93,7 @@ def _check_registry(registry: str, text: str) -> None:
             host, port = registry.split(":", 1)
         if not host or not all(_DOMAIN_COMPONENT.fullmatch(c) for c in host.split(".")):
             raise ReferenceError(f"invalid reference {text!r}: malformed registry host {host!r}")
-    if port is not None and (not port.isdigit() or not 0 < int(port) < 65536):
+    if port is not None and (not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536):
         raise ReferenceError(f"invalid reference {text!r}: registry port {port!r} is not a number "
                              "from 1 to 65535")
 

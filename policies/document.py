@@ -164,10 +164,10 @@ def parse_user(text: str) -> tuple[int | None, int | None, str | None]:
     """An image config ``User`` or ``-u`` value -> (uid, gid, name). ``""`` is root, as Docker runs it."""
     user, _, group = text.partition(":")
     if user == "":
-        return 0, (int(group) if group.isdigit() else None), None
-    if user.isdigit():
-        return int(user), (int(group) if group.isdigit() else None), None
-    return None, (int(group) if group.isdigit() else None), user
+        return 0, (int(group) if group.isascii() and group.isdigit() else None), None
+    if user.isascii() and user.isdigit():
+        return int(user), (int(group) if group.isascii() and group.isdigit() else None), None
+    return None, (int(group) if group.isascii() and group.isdigit() else None), user
 
 
 # ----------------------------------------------------------------------------------------- parse

@@ -29,8 +29,8 @@ def user_fact(text: str) -> dict[str, Any]:
     """``-u NAME|UID[:GROUP|GID]`` as the input document's ``container.user`` states it (a name is
     resolved only at start, in the image's own ``/etc/passwd``)."""
     user, _, group = text.partition(":")
-    out: dict[str, Any] = {"uid": int(user)} if user.isdigit() else {"name": user}
-    if group.isdigit():
+    out: dict[str, Any] = {"uid": int(user)} if user.isascii() and user.isdigit() else {"name": user}
+    if group.isascii() and group.isdigit():
         out["gid"] = int(group)
     return out
 

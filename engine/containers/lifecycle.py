@@ -30,7 +30,7 @@ KILLED_EXIT = 128 + signal.SIGKILL
 def signal_number(name: str | int) -> int:
     """``TERM``, ``SIGTERM``, ``15`` -> 15."""
     text = str(name).strip().upper()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         number = int(text)
         if 0 < number < signal.NSIG:
             return number

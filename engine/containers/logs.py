@@ -77,7 +77,7 @@ def log_files(path: Path) -> list[Path]:
     rotated = []
     for candidate in path.parent.glob(f"{path.name}.*"):
         suffix = candidate.name[len(path.name) + 1:]
-        if suffix.isdigit():
+        if suffix.isascii() and suffix.isdigit():
             rotated.append((int(suffix), candidate))
     return [p for _, p in sorted(rotated, reverse=True)] + ([path] if path.exists() else [])
 

@@ -48,7 +48,7 @@ def list_processes(doc: dict[str, Any]) -> list[dict[str, Any]]:
     boot, ticks = _boot_time(), os.sysconf("SC_CLK_TCK")
     rows = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not (entry.isascii() and entry.isdigit()):
             continue
         try:
             ns = os.stat(f"/proc/{entry}/ns/pid")

@@ -104,7 +104,7 @@ class BlobReader(io.RawIOBase):
             raise self._client.session(self._ref.registry).fail(resp, self._what)
         length = resp.header("Content-Length")
         expected = self._desc.size - (offset if resp.status == 206 else 0)
-        if length is not None and length.strip().isdigit() and int(length) != expected:
+        if length is not None and length.strip().isascii() and length.strip().isdigit() and int(length) != expected:
             resp.close()
             raise VerificationError(f"{self._what}: the registry announces {int(length)} bytes, its "
                                     f"descriptor declares {expected} (size lie)")
@@ -279,7 +279,7 @@ class RegistryClient:
         digest, media_type = resp.header("Docker-Content-Digest"), resp.header("Content-Type")
         length = resp.header("Content-Length") or ""
         drain(resp)
-        if not digest or not media_type or not length.isdigit():
+        if not digest or not media_type or not (length.isascii() and length.isdigit()):
             return None
         return Descriptor(media_type=media_type.split(";")[0].strip(),
                           digest=validate_digest(digest.strip()), size=int(length))

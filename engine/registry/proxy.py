@@ -118,11 +118,11 @@ def _parse_entry(text: str) -> _Entry | None:
     if text.startswith("["):  # [v6]:port or [v6]
         inner, _, rest = text[1:].partition("]")
         host = inner
-        if rest.startswith(":") and rest[1:].isdigit():
+        if rest.startswith(":") and rest[1:].isascii() and rest[1:].isdigit():
             port = int(rest[1:])
     elif text.count(":") == 1:
         name, _, digits = text.partition(":")
-        if not digits.isdigit():
+        if not (digits.isascii() and digits.isdigit()):
             return None
         host, port = name, int(digits)
     if not host:

@@ -43,7 +43,7 @@ def read_bounded(resp: Response, limit: int, what: str) -> bytes:
     """Read a whole response body that must not exceed ``limit`` bytes (a hostile registry can send
     gigabytes where a manifest belongs); refuse it before reading if the length says so."""
     length = resp.header("Content-Length")
-    if length is not None and length.strip().isdigit() and int(length) > limit:
+    if length is not None and length.strip().isascii() and length.strip().isdigit() and int(length) > limit:
         resp.close()
         raise VerificationError(f"{what} is {int(length)} bytes, larger than the {limit}-byte limit "
                                 "(unpack.max_manifest_size)")

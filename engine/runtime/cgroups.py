@@ -58,7 +58,7 @@ def _read_counter(path: str, key: str) -> int:
         return 0
     for line in text.splitlines():
         name, _, value = line.partition(" ")
-        if name == key and value.strip().isdigit():
+        if name == key and value.strip().isascii() and value.strip().isdigit():
             return int(value)
     return 0
 

@@ -37,7 +37,7 @@ class Identity(Record):
 
 
 def _numeric(text: str) -> int | None:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         return None
     value = int(text)
     if value > MAX_ID:

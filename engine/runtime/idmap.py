@@ -39,8 +39,9 @@ def parse_subid(text: str, names: tuple[str, ...]) -> list[SubRange]:
         parts = line.strip().split(":")
         if len(parts) != 3 or parts[0] not in names:
             continue
-        if parts[1].isdigit() and parts[2].isdigit() and int(parts[2]) > 0:
-            out.append(SubRange(int(parts[1]), int(parts[2])))
+        start, count = parts[1], parts[2]
+        if (start + count).isascii() and start.isdigit() and count.isdigit() and int(count) > 0:
+            out.append(SubRange(int(start), int(count)))
     return out
 
 

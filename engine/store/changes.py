@@ -76,7 +76,7 @@ def _expose(cfg: dict[str, Any], value: str) -> None:
         if proto not in ("tcp", "udp", "sctp"):
             raise ChangeError(f"EXPOSE {spec}: protocol must be tcp, udp or sctp")
         low, _, high = number.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        if not (low.isascii() and low.isdigit()) or (high and not (high.isascii() and high.isdigit())):
             raise ChangeError(f"EXPOSE {spec}: not a port or port range")
         first, last = int(low), int(high or low)
         if not 0 < first <= last < 65536:
@@ -101,7 +101,7 @@ def _workdir(cfg: dict[str, Any], value: str) -> None:
 
 def _stopsignal(cfg: dict[str, Any], value: str) -> None:
     name = value.upper()
-    if not (value.isdigit() and 0 < int(value) < 65) and \
+    if not (value.isascii() and value.isdigit() and 0 < int(value) < 65) and \
             not hasattr(signal.Signals, name if name.startswith("SIG") else f"SIG{name}") \
             and not name.startswith("SIGRTM"):
         raise ChangeError(f"STOPSIGNAL {value}: not a signal name or number")

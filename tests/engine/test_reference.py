@@ -66,6 +66,7 @@ def test_identifier_prefers_digest_and_helpers() -> None:
     ("https://reg.io/app", "a reference has no scheme; drop 'https://'"),
     ("reg.io:99999/app", "registry port '99999' is not a number from 1 to 65535"),
     ("reg.io:0/app", "registry port '0'"),
+    ("reg.io:\u00b2/app", "registry port '\u00b2' is not a number"),  # str.isdigit() says yes; int() no
     ("-reg.io:5000/app", "malformed registry host '-reg.io'"),
     ("[::1/app", "malformed IPv6 registry host"),
     ("busybox@", "invalid digest '' in reference 'busybox@': expected algorithm:hex"),

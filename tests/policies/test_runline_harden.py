@@ -116,3 +116,12 @@ def test_explicit_safe_choices_are_kept(policy_from: Callable[[str], Any]) -> No
 def test_privileged_profile_hardens_nothing() -> None:
     hardened = harden(builtin_policy("privileged"), run("stockade run --privileged busybox"))
     assert hardened.applied == () and hardened.violations == ()
+
+
+def test_a_user_in_non_ascii_digits_is_a_name_not_a_uid() -> None:
+    """``"\u00b2".isdigit()`` is true and ``int("\u00b2")`` fails: such a user is a name, resolved (and
+    refused) against the image's /etc/passwd like any other."""
+    from policies.runflags import user_fact
+
+    assert user_fact("\u00b2") == {"name": "\u00b2"}
+    assert user_fact("0:\u00b2") == {"uid": 0}  # a group name: resolved at start
