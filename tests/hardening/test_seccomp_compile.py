@@ -13,7 +13,7 @@ import pytest
 from hardening.capabilities import DEFAULT
 from hardening.seccomp import cache_key, compiled_filter, libseccomp_version, profile_path
 from hardening.seccomp.compile import compile_profile, enosys_stub
-from hardening.seccomp.profile import DEFAULT_PROFILE, expand, load
+from hardening.seccomp.profile import DEFAULT_PROFILE, ProfileError, expand, load
 from tests.engine.runtime.bpf import AUDIT_ARCH_I386, RET_ALLOW, RET_ERRNO, run, seccomp_data
 
 pytestmark = pytest.mark.skipif(os.uname().machine != "x86_64", reason="syscall numbers are x86_64's")
@@ -105,6 +105,40 @@ def test_cache_hit_and_key(tmp_path: Path) -> None:
     assert cache_key(raw, ["CAP_KILL", "CAP_CHOWN"]) == cache_key(raw, ["CAP_CHOWN", "CAP_KILL"])
     assert cache_key(raw + b" ", ["CAP_KILL"]) != cache_key(raw, ["CAP_KILL"])
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files
+
+
+@pytest.mark.parametrize("plant", ["foreign owner", "world-writable", "symlink"])
+def test_a_program_someone_else_could_have_written_is_compiled_over(tmp_path: Path, plant: str) -> None:
+    """The cached program is the container's whole filter: one planted at its name (an allow-all
+    program, here an empty file) must never be loaded."""
+    good = compiled_filter("default", list(DEFAULT), tmp_path / "good")
+    assert good is not None
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    planted = cache / good.name
+    if plant == "symlink":
+        (tmp_path / "elsewhere.bpf").write_bytes(b"")
+        planted.symlink_to(tmp_path / "elsewhere.bpf")
+    else:
+        planted.write_bytes(b"")
+        if plant == "foreign owner":
+            os.chown(planted, 65534, 65534)
+        else:
+            planted.chmod(0o666)
+    found = compiled_filter("default", list(DEFAULT), cache)
+    assert found == planted and not found.is_symlink()
+    assert found.read_bytes() == good.read_bytes() and found.stat().st_uid == os.geteuid()
+    if plant == "symlink":
+        assert (tmp_path / "elsewhere.bpf").read_bytes() == b""  # replaced the link, not its target
+
+
+def test_a_cache_directory_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
+    cache = tmp_path / "theirs"
+    cache.mkdir()
+    os.chown(cache, 65534, 65534)
+    with pytest.raises(ProfileError, match="is not this user's own directory"):
+        compiled_filter("default", list(DEFAULT), cache)
+    assert list(cache.iterdir()) == []
 
 
 def test_cache_hit_does_not_load_libseccomp_bindings(tmp_path: Path) -> None:
