@@ -27,13 +27,17 @@ def open_dir(sys_: sc.Syscalls, root: str, path: str, *, mode: int = 0o755) -> i
         except FileNotFoundError:
             pass
         fd = os.dup(root_fd)
+        names = [p for p in path.split("/") if p]
         try:
-            for name in [p for p in path.split("/") if p]:
+            for i, name in enumerate(names):
+                # Each prefix from the root itself: RESOLVE_IN_ROOT makes its dirfd the root, so an
+                # absolute symlink met further down must not be resolved against the parent.
+                prefix = "/".join(names[:i + 1])
                 try:
-                    nxt = sys_.openat2(fd, name, _HOW, _CONFINED)
+                    nxt = sys_.openat2(root_fd, prefix, _HOW, _CONFINED)
                 except FileNotFoundError:
-                    os.mkdir(name, mode, dir_fd=fd)
-                    nxt = sys_.openat2(fd, name, _HOW, _CONFINED)
+                    os.mkdir(name, mode, dir_fd=fd)  # a dangling symlink here: EEXIST, refused
+                    nxt = sys_.openat2(root_fd, prefix, _HOW, _CONFINED)
                 os.close(fd)
                 fd = nxt
         except BaseException:

@@ -15,6 +15,7 @@ import shutil
 import subprocess  # nosec B404 # ldd, with an argument list
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -173,3 +174,46 @@ def test_a_fifo_for_etc_passwd_is_refused_not_waited_on(engine: Engine, tmp_path
     engine.ok("exec", "fifo", "sh", "-c", "rm /etc/passwd && mkfifo /etc/passwd")
     proc = engine("exec", "fifo", "true", timeout=30)
     assert proc.returncode == 125 and "/etc/passwd in the image is a fifo" in proc.stderr
+
+
+def _hostile_image(registry: Any, busybox_layout: Path, work: Path, outside: Path, *, volume: bool) -> str:
+    """The busybox image plus a layer of symlinks out of the root: ``/data`` (a ``VOLUME`` if asked),
+    ``WORKDIR /wd/made`` (``/wd`` itself the link), ``/etc/hosts`` and ``/etc/resolv.conf``, all pointing to ``outside`` (which the
+    image also has, empty, so that inside the root they lead somewhere)."""
+    from tests.support.images import skopeo_push
+
+    work.mkdir()
+    layout = work / "oci"
+    shutil.copytree(busybox_layout, layout)
+    bundle = work / "bundle"
+    tool = ["umoci", "--log", "error"]
+    subprocess.run([*tool, "unpack", "--image", f"{layout}:busybox", str(bundle)], check=True)  # nosec B603 B607
+    rootfs = bundle / "rootfs"
+    escape = "/../../.." + str(outside)
+    (rootfs / "data").symlink_to(escape + "/data")
+    (rootfs / "wd").symlink_to(escape)
+    (rootfs / outside.relative_to("/")).mkdir(parents=True)  # where the symlinks lead, inside
+    for name in ("hosts", "resolv.conf"):
+        (rootfs / "etc" / name).unlink(missing_ok=True)
+        (rootfs / "etc" / name).symlink_to(escape + "/" + name)
+    subprocess.run([*tool, "repack", "--image", f"{layout}:busybox", str(bundle)], check=True)  # nosec B603 B607
+    subprocess.run([*tool, "config", "--image", f"{layout}:busybox", *(["--config.volume=/data"] if volume else []),
+                    "--config.workingdir=/wd/made", "--config.user=0"], check=True)  # nosec B603 B607
+    ref = f"{registry.host}/runtime/hostile:{'volume' if volume else 'plain'}"
+    skopeo_push(layout, "busybox", ref)
+    return ref
+
+
+def test_an_images_volume_workdir_and_etc_symlinks_stay_inside(engine: Engine, registry: Any,
+                                                                  busybox_layout: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    # the image's VOLUME on a symlink out of the root: refused (a volume is never mounted through it)
+    ref = _hostile_image(registry, busybox_layout, tmp_path / "v", outside, volume=True)
+    proc = engine("run", "--rm", ref, "true")
+    assert proc.returncode == 125, (proc.stdout, proc.stderr)
+    # the WORKDIR on a symlink out: made inside, and the /etc files bound inside, over the symlinks
+    ref = _hostile_image(registry, busybox_layout, tmp_path / "p", outside, volume=False)
+    out = engine.ok("run", "--rm", ref, "sh", "-c", "pwd; cat /etc/hosts")
+    assert out.splitlines()[0] == str(outside) + "/made" and "localhost" in out
+    assert list(outside.iterdir()) == []  # nothing made on the host
