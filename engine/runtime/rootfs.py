@@ -283,7 +283,15 @@ def _make_target(sys_: sc.Syscalls, root: str, target: str, *, file: bool, mode:
         fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         os.close(fd)
     else:
-        os.close(confined.open_dir(sys_, root, target, mode=mode))
+        os.close(_target_dir(sys_, root, target, mode=mode))
+
+
+def _target_dir(sys_: sc.Syscalls, root: str, target: str, mode: int = 0o755) -> int:
+    try:
+        return confined.open_dir(sys_, root, target, mode=mode)
+    except OSError as exc:
+        raise RootfsError(f"cannot make the mount point {target} inside the container: {exc.strerror} "
+                          "(a symlink there must lead to a directory inside the root)") from None
 
 
 def _real_dir(path: str) -> None:
@@ -388,14 +396,23 @@ class Executor:
     def _do_BindFd(self, op: BindFd) -> None:
         fd = self.fds[op.key]
         target = self._p(op.target)
-        _make_target(self.sc, self.prefix, op.target, file=not stat.S_ISDIR(os.fstat(fd).st_mode))
-        self._attach(fd, target, op.flags)
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            _make_target(self.sc, self.prefix, op.target, file=True)
+            self._attach(fd, target, op.flags)
+            return
+        # A directory is attached on the very directory resolved inside the root (a symlink such as
+        # /var/run -> /run followed there, as Docker does), not on a path resolved again.
+        dest = _target_dir(self.sc, self.prefix, op.target)
+        try:
+            self._attach(fd, target, op.flags, dest)
+        finally:
+            os.close(dest)
 
-    def _attach(self, fd: int, target: str, flags: int) -> None:
+    def _attach(self, fd: int, target: str, flags: int, dest: int | None = None) -> None:
         attrs = sum(attr for ms, attr in _ATTRS if flags & ms)
         if attrs:
             self.sc.mount_setattr(fd, attrs)  # on the whole detached tree, submounts included
-        self.sc.move_mount(fd, target)
+        self.sc.move_mount(fd, target, dest)
 
     def _do_Symlink(self, op: Symlink) -> None:
         try:

@@ -61,6 +61,7 @@ OPEN_TREE_CLONE = 0x1
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
 MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 AT_FDCWD = -100
 MOUNT_ATTR_RDONLY = 0x1
 MOUNT_ATTR_NOSUID = 0x2
@@ -195,12 +196,17 @@ class Syscalls:
                                        ctypes.c_uint(AT_EMPTY_PATH | AT_RECURSIVE), ctypes.byref(attr),
                                        ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr")
 
-    def move_mount(self, tree_fd: int, target: str) -> None:
-        """Attach a detached tree (from ``open_tree``) at ``target``."""
+    def move_mount(self, tree_fd: int, target: str, to_fd: int | None = None) -> None:
+        """Attach a detached tree (from ``open_tree``) at ``target``, or on the directory ``to_fd``
+        already resolved (then ``target`` only names it in an error)."""
         nr = _NR["move_mount"]
+        if to_fd is None:
+            dest, path, flags = AT_FDCWD, _b(target), MOVE_MOUNT_F_EMPTY_PATH
+        else:
+            dest, path, flags = to_fd, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
         self._check(self._libc.syscall(ctypes.c_long(nr), ctypes.c_int(tree_fd), ctypes.c_char_p(b""),
-                                       ctypes.c_int(AT_FDCWD), ctypes.c_char_p(_b(target)),
-                                       ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), "move_mount", target)
+                                       ctypes.c_int(dest), ctypes.c_char_p(path), ctypes.c_uint(flags)),
+                    "move_mount", target)
 
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
         """openat2(2): open ``path`` under ``dirfd`` with RESOLVE_* confinement; returns the fd."""

@@ -47,8 +47,9 @@ class RecordingSyscalls(Syscalls):
     def mount_setattr(self, tree_fd: int, attr_set: int) -> None:
         self.calls.append(("mount_setattr", os.readlink(f"/proc/self/fd/{tree_fd}"), attr_set))
 
-    def move_mount(self, tree_fd: int, target: str) -> None:
-        self.calls.append(("move_mount", os.readlink(f"/proc/self/fd/{tree_fd}"), target))
+    def move_mount(self, tree_fd: int, target: str, to_fd: int | None = None) -> None:
+        where = target if to_fd is None else os.readlink(f"/proc/self/fd/{to_fd}")
+        self.calls.append(("move_mount", os.readlink(f"/proc/self/fd/{tree_fd}"), where))
 
     def prctl(self, option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
         self.calls.append(("prctl", option, arg2))

@@ -217,3 +217,16 @@ def test_an_images_volume_workdir_and_etc_symlinks_stay_inside(engine: Engine, r
     out = engine.ok("run", "--rm", ref, "sh", "-c", "pwd; cat /etc/hosts")
     assert out.splitlines()[0] == str(outside) + "/made" and "localhost" in out
     assert list(outside.iterdir()) == []  # nothing made on the host
+
+
+def test_a_bind_through_a_symlink_inside_lands_where_it_leads(engine: Engine, tmp_path: Path) -> None:
+    # /var/run -> /run, as Debian images have it: the bind is attached on the directory resolved
+    # inside the root (it was attempted on the symlink itself, and refused).
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "f").write_text("volume\n")
+    root = _rootfs(tmp_path)
+    (root / "var" / "run").symlink_to("/../../run")
+    out = engine.ok("run", "--rm", "--rootfs", "-v", f"{source}:/var/run:ro", root, "sh", "-c",
+                    "cat /run/f; grep ' /run ' /proc/self/mountinfo")
+    assert out.startswith("volume\n") and " ro," in out.splitlines()[1]
