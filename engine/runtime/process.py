@@ -211,7 +211,8 @@ def refuse_runtime_executable(name: str, env: dict[str, str]) -> None:
             return
         try:
             st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) == RUNTIME_EXE:
+            # The same file on a read-only mount (the host's /usr bound ":ro") cannot be written.
+            if (st.st_dev, st.st_ino) == RUNTIME_EXE and not os.fstatvfs(fd).f_flag & os.ST_RDONLY:
                 raise channel.CommandError(
                     f'exec: "{name}": {path} resolves to the container runtime\'s own host '
                     "executable (as /proc/self/exe would); refusing to run it in the container", 126)

@@ -83,6 +83,16 @@ def test_command_leading_to_proc_self_exe_is_refused(engine: Engine, tmp_path: P
     assert "container runtime's own host executable" in proc.stderr
 
 
+def test_the_host_interpreter_bound_read_only_may_run(engine: Engine, tmp_path: Path) -> None:
+    # The same file, reached through a read-only bind rather than /proc/self/exe, cannot be written.
+    root = _with_host_loader(_rootfs(tmp_path))
+    exe = os.path.realpath(sys.executable)
+    (root / "bin" / "py").touch()
+    out = engine.ok("run", "--rm", "--rootfs", "-v", f"{STDLIB}:{STDLIB}:ro", "-v", f"{exe}:/bin/py:ro", root,
+                    "/bin/py", "-c", REPORT)
+    assert out == "HOST-EXE /bin/py\n"
+
+
 def test_exec_refuses_a_shell_the_container_replaced(engine: Engine, tmp_path: Path) -> None:
     root = _with_host_loader(_rootfs(tmp_path))
     engine.ok("run", "-d", "--name", "planted", "--rootfs", "-v", f"{STDLIB}:{STDLIB}:ro", root,
