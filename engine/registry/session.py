@@ -9,7 +9,8 @@ Everything between "send this request to the registry" and "here is a response w
 * ``429``, ``5xx`` and broken connections are retried with exponential backoff (request bodies are
   factories, so an upload can be replayed);
 * redirects (blob storage) are followed at most ``MAX_REDIRECTS`` times, a loop is an error, HTTPS is
-  never downgraded, and the ``Authorization`` header never leaves the registry's own host.
+  never downgraded (nor by an upload location or a next-page link), and the ``Authorization``
+  header never leaves the host it is for (the registry, or the token realm).
 """
 
 from __future__ import annotations
@@ -145,7 +146,11 @@ class Session:
 
     def _fetch_token(self, method: str, url: str, headers: dict[str, str],
                      body: bytes | None) -> tuple[int, bytes]:
-        resp = self._follow(method, url, headers, lambda: body, registry_auth=None)
+        # The realm's credentials go to the realm's host only, not where it may redirect.
+        headers = dict(headers)
+        auth = headers.pop("Authorization", None)
+        resp = self._follow(method, url, headers, lambda: body, auth, auth_host=urlsplit(url).netloc,
+                            secret_body=body is not None)
         return resp.status, read_bounded(resp, 1024 * 1024, f"token response from {url}")
 
     def ping(self) -> None:
@@ -197,15 +202,30 @@ class Session:
             time.sleep(BACKOFF_BASE * (2 ** attempt) * jitter)
             attempt += 1
 
+    def _check_target(self, source: str, target: str, why: str) -> None:
+        """Refuse a URL the registry handed us (a redirect, an upload location, a next page) that
+        is not HTTP(S), or that trades the HTTPS of ``source`` for plain HTTP to a host that may
+        not be reached over it: the request would carry the Authorization header in clear text."""
+        parts = urlsplit(target)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise RegistryError(f"{self.registry}: {why} {target!r} is not an HTTP(S) URL")
+        if urlsplit(source).scheme == "https" and parts.scheme == "http" \
+                and not self._security(parts.netloc).allow_http:
+            raise RegistryError(f"{self.registry}: refusing a {why} from HTTPS to plain HTTP ({target})")
+
     def _follow(self, method: str, url: str, headers: Mapping[str, str], body: Callable[[], Body],
-                registry_auth: str | None) -> Response:
-        """Send, following redirects; ``registry_auth`` goes only to the registry's own host."""
+                auth: str | None, *, auth_host: str | None = None, secret_body: bool = False,
+                ) -> Response:
+        """Send, following redirects. ``auth`` (an Authorization value) goes only to ``auth_host``
+        (default: the registry's own host), never to a host a redirect leads to, as Docker and
+        containers/image drop it; a ``secret_body`` (a refresh token) is never sent elsewhere."""
+        auth_host = auth_host or self.registry
         seen: set[str] = set()
         for _ in range(MAX_REDIRECTS + 1):
             seen.add(url)
             sent = dict(headers)
-            if registry_auth and urlsplit(url).netloc == self.registry:
-                sent["Authorization"] = registry_auth
+            if auth and urlsplit(url).netloc == auth_host:
+                sent["Authorization"] = auth
             payload = body()
             stream = payload() if callable(payload) else payload
             try:
@@ -220,15 +240,12 @@ class Session:
             if not location:
                 raise RegistryError(f"{self.registry}: redirect {resp.status} without a Location")
             target = urljoin(url, location)
-            parts = urlsplit(target)
-            if parts.scheme not in ("http", "https"):
-                raise RegistryError(f"{self.registry}: redirect to unsupported URL {target!r}")
-            if urlsplit(url).scheme == "https" and parts.scheme == "http" \
-                    and not self._security(parts.netloc).allow_http:
-                raise RegistryError(f"{self.registry}: refusing a redirect from HTTPS to plain HTTP "
-                                    f"({target})")
+            self._check_target(url, target, "redirect")
             if target in seen:
                 raise RegistryError(f"{self.registry}: redirect loop at {target}")
+            if secret_body and urlsplit(target).netloc != auth_host:
+                raise AuthError(f"{self.registry}: the token service at {auth_host} redirected to "
+                                f"{urlsplit(target).netloc}; refusing to send the refresh token there")
             if resp.status == 303:
                 method, body = "GET", (lambda: None)
             url = target
@@ -244,13 +261,17 @@ class Session:
                 headers: Mapping[str, str] | None = None, body: Body = None) -> Response:
         """Send an authenticated request (path relative to the registry, or an absolute URL the
         registry gave us, e.g. an upload location) and return the final response, any status."""
-        url = path_or_url if "://" in path_or_url else self.url(path_or_url)
+        if "://" in path_or_url:  # an upload location or a next page the registry sent
+            self._check_target(self.url("/"), path_or_url, "registry-given URL")
+            url = path_or_url
+        else:
+            url = self.url(path_or_url)
         what = f"{method} {urlsplit(url).path}"
         auth = self.auth.header(scope)
         for answered in (False, True):
             resp = self._with_retries(
-                lambda a=auth: self._follow(method, url, headers or {}, lambda: body,  # type: ignore[misc]
-                                            registry_auth=a), f"{self.registry}: {what}")
+                lambda a=auth: self._follow(method, url, headers or {}, lambda: body, a),  # type: ignore[misc]
+                f"{self.registry}: {what}")
             if resp.status != 401 or answered:
                 break
             challenge = resp.header("WWW-Authenticate")

@@ -1,0 +1,152 @@
+"""Credentials stay with the host they are for, and never travel in clear text to a remote host.
+
+A hostile registry (or token service) can point the client anywhere: a token realm that redirects,
+a next-page ``Link`` or an upload ``Location`` in plain HTTP. Each test lets it try, then checks
+what the other end received. Non-loopback names (``registry.example``) go to loopback through the
+``Remap`` transport, so the rules for remote hosts are exercised.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import ssl
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from engine.reference import Reference
+from engine.registry import mediatypes as mt
+from engine.registry.client import RegistryClient
+from engine.registry.credentials import Credentials
+from engine.registry.errors import AuthError, RegistryError
+from engine.registry.manifest import Descriptor
+from tests.engine.registry.hostile import Hostile, digest_of, reply, start_hostile
+from tests.engine.registry.oci import make_image
+from tests.engine.registry.test_hostile import Remap, ref_on
+from tests.support.registry import make_ca_and_server_cert
+
+Make = Callable[..., RegistryClient]
+SECRET = Credentials("user", "secret")
+
+
+class Recording(Remap):
+    """``Remap`` that remembers every request it sends: (method, URL, headers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[tuple[str, str, dict[str, str]]] = []
+
+    def request(self, method: str, url: str, **kw: Any) -> Any:  # type: ignore[override]
+        self.sent.append((method, url, dict(kw["headers"])))
+        return super().request(method, url, **kw)
+
+
+@pytest.fixture
+def thief() -> Iterator[Hostile]:
+    """A second server: where a hostile registry or token service would like secrets to go."""
+    server = start_hostile()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[Hostile, Path]]:
+    """A hostile registry over HTTPS and a directory holding its CA (for ``cert_dir``)."""
+    ca, crt, key = make_ca_and_server_cert(tmp_path / "pki")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(crt, key)
+    server = start_hostile(context)
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    (trusted / "ca.crt").write_bytes(ca.read_bytes())
+    try:
+        yield server, trusted
+    finally:
+        server.stop()
+
+
+def basic_guard(answer: Callable[[BaseHTTPRequestHandler], None]) -> Callable[[BaseHTTPRequestHandler], None]:
+    """A route that asks for basic credentials, then answers with ``answer``."""
+    def route(h: BaseHTTPRequestHandler) -> None:
+        if h.headers.get("Authorization") is None:
+            reply(h, 401, headers={"WWW-Authenticate": 'Basic realm="evil"'})
+        else:
+            answer(h)
+    return route
+
+
+def test_token_realm_redirect_does_not_carry_the_basic_credentials(make_client: Make, hostile: Hostile,
+                                                                   thief: Hostile) -> None:
+    parts = make_image()
+    hostile.on("GET", "/v2/", lambda h: reply(h, 401, headers={
+        "WWW-Authenticate": f'Bearer realm="{hostile.url}/token",service="evil"'}))
+    hostile.on("GET", "/token", lambda h: reply(h, 302, headers={"Location": f"{thief.url}/issue"}))
+    thief.on("GET", "/issue", lambda h: reply(h, 200, json.dumps({"token": "t0k3n"}).encode()))
+    hostile.manifest("evil/app", "latest", parts.manifest, mt.OCI_MANIFEST)
+    result = make_client(credentials=SECRET).get_manifest(ref_on(hostile))
+    assert result.digest == parts.digest  # the redirected token service still answered
+    assert [s.headers.get("Authorization") for s in hostile.seen if s.path.startswith("/token")][0] \
+        .startswith("Basic ")  # the realm itself gets them
+    assert [s for s in thief.seen if s.path.startswith("/issue")]
+    assert all("Authorization" not in s.headers for s in thief.seen)
+
+
+def test_refresh_token_is_not_posted_to_where_the_realm_redirects(make_client: Make, hostile: Hostile,
+                                                                 thief: Hostile) -> None:
+    hostile.on("GET", "/v2/", lambda h: reply(h, 401, headers={
+        "WWW-Authenticate": f'Bearer realm="{hostile.url}/token",service="evil"'}))
+    hostile.on("POST", "/token", lambda h: reply(h, 307, headers={"Location": f"{thief.url}/issue"}))
+    thief.on("POST", "/issue", lambda h: reply(h, 200, json.dumps({"token": "t0k3n"}).encode()))
+    refresh = Credentials("<token>", "", "refresh-me")
+    with pytest.raises(AuthError, match=r"redirected to 127\.0\.0\.1:\d+; refusing to send the refresh token"):
+        make_client(credentials=refresh).get_manifest(ref_on(hostile))
+    assert [s for s in hostile.seen if s.path == "/token"]
+    assert not thief.seen
+
+
+def test_next_page_link_in_plain_http_is_refused(make_client: Make,
+                                                 tls_server: tuple[Hostile, Path]) -> None:
+    server, trusted = tls_server
+    name = f"registry.example:{server.host.rsplit(':', 1)[1]}"
+    server.on("GET", "/v2/", basic_guard(lambda h: reply(h, 200, b"{}")))
+    server.on("GET", "/v2/evil/app/tags/list", basic_guard(lambda h: reply(
+        h, 200, b'{"tags": ["a"]}', {"Content-Type": "application/json",
+                                     "Link": f'<http://{name}/v2/evil/app/tags/list?last=a>; rel="next"'})))
+    transport = Recording()
+    client = make_client(cert_dir=trusted, transport=transport, credentials=SECRET)
+    with pytest.raises(RegistryError, match=rf"refusing a registry-given URL from HTTPS to plain HTTP "
+                                            rf"\(http://{name}/v2/evil/app/tags/list\?last=a\)"):
+        client.list_tags(Reference.parse(f"{name}/evil/app"))
+    assert [u for _, u, h in transport.sent if "Authorization" in h]  # it did authenticate, over HTTPS
+    assert not [u for _, u, _ in transport.sent if u.startswith("http://")]
+
+
+def test_upload_location_in_plain_http_is_refused(make_client: Make,
+                                                  tls_server: tuple[Hostile, Path]) -> None:
+    server, trusted = tls_server
+    name = f"registry.example:{server.host.rsplit(':', 1)[1]}"
+    blob = b"layer" * 100
+    desc = Descriptor(mt.OCI_LAYER, digest_of(blob), len(blob))
+    server.on("GET", "/v2/", basic_guard(lambda h: reply(h, 200, b"{}")))
+    server.on("POST", "/v2/evil/app/blobs/uploads/", basic_guard(lambda h: reply(
+        h, 202, headers={"Location": f"http://{name}/upload/1"})))
+    transport = Recording()
+    client = make_client(cert_dir=trusted, transport=transport, credentials=SECRET)
+    with pytest.raises(RegistryError, match="refusing a registry-given URL from HTTPS to plain HTTP"):
+        client.push_blob(Reference.parse(f"{name}/evil/app"), desc, lambda: io.BytesIO(blob))
+    assert not [u for _, u, _ in transport.sent if u.startswith("http://")]
+
+
+def test_registry_given_url_of_another_scheme_is_one_error(make_client: Make, hostile: Hostile) -> None:
+    hostile.on("POST", "/v2/evil/app/blobs/uploads/", lambda h: reply(
+        h, 202, headers={"Location": "file:///etc/passwd"}))
+    blob = b"x"
+    with pytest.raises(RegistryError, match=r"registry-given URL 'file:///etc/passwd\?digest=sha256:\w+' "
+                                            r"is not an HTTP\(S\) URL"):
+        make_client().push_blob(ref_on(hostile), Descriptor(mt.OCI_LAYER, digest_of(blob), 1),
+                                lambda: io.BytesIO(blob))
