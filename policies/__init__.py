@@ -43,14 +43,14 @@ def requirements_for(policy: Policy, image_reference: str) -> list[SignatureRequ
     signature for this image. Raises ``InputDocumentError`` for a malformed reference.
     """
     from policies.errors import InputDocumentError
-    from policies.globs import matches_image
+    from policies.globs import matches_signed_image
     from policies.imageref import split_reference
 
     try:
         name = split_reference(image_reference).name
     except ValueError as exc:
         raise InputDocumentError("image.reference", str(exc)) from None
-    return [r for r in policy.requirements if matches_image(r.images, name)]
+    return [r for r in policy.requirements if matches_signed_image(r.images, name)]
 
 
 __all__ = [

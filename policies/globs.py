@@ -56,3 +56,18 @@ def matches_image(patterns: tuple[str, ...], name: str) -> bool:
     as ``reg.example.com/org/app``, so it must meet the same signature requirements), and a
     repository is lower case by the reference grammar."""
     return any(compile_glob(p, True).match(name) for p in patterns)
+
+
+def matches_signed_image(patterns: tuple[str, ...], name: str) -> bool:
+    """``matches_image`` for the ``signatures`` entries, with the registry's default HTTPS port
+    written or not: ``reg.example.com:443/org/app`` is pulled from the same server as
+    ``reg.example.com/org/app``, so an entry naming either spelling applies to both. A requirement
+    only ever applies to more names this way; ``allowedRegistries`` and exceptions stay literal."""
+    if matches_image(patterns, name):
+        return True
+    host, _, rest = name.partition("/")
+    if host.endswith(":443"):
+        return matches_image(patterns, f"{host[:-4]}/{rest}")
+    if ":" not in host.rpartition("]")[2]:  # no port (an IPv6 literal's colons are inside brackets)
+        return matches_image(patterns, f"{host}:443/{rest}")
+    return False

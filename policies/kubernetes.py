@@ -1,7 +1,10 @@
 """Kubernetes workloads -> input documents, one per container, with the line of every field.
 
-Pods and the controllers that make them (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
-CronJob), from multi-document YAML; init and ephemeral containers count as containers. The pod's
+Pods and the objects that hold a pod template (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job,
+CronJob, ReplicationController, PodTemplate), from multi-document YAML and the items of ``List``s;
+init and ephemeral containers count as containers. Capability names and volume sources are read as
+the API server and the runtime read them, never more leniently: only ``drop: [ALL]`` spelt so drops
+every capability, and a null volume source is no source. The pod's
 ``securityContext`` supplies ``runAsUser``, ``runAsGroup``, ``runAsNonRoot`` and ``seccompProfile``
 where a container does not set its own, as the kubelet merges them; the other fields exist only per
 container. Unset fields take Kubernetes' effective value where it has one (``privileged`` false,
@@ -35,8 +38,11 @@ POD_SPEC_PATHS: dict[str, Path] = {
     "ReplicaSet": ("spec", "template", "spec"),
     "Job": ("spec", "template", "spec"),
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "PodTemplate": ("template", "spec"),
 }
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+_CAPABILITY = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 _INHERITED = ("runAsUser", "runAsGroup", "runAsNonRoot", "seccompProfile")
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(?:([eE]\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m))?$")
 _FACTORS = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
@@ -75,6 +81,18 @@ def _typed(doc: Document, path: Path, value: Any, expected: str) -> Any:
     if isinstance(value, _KINDS[expected]) and (expected == "true or false" or not isinstance(value, bool)):
         return value
     raise doc.error(path, f"expected {expected}, found {describe(value)}")
+
+
+def _dropped(name: str) -> str | None:
+    """A ``capabilities.drop`` entry as the input document names it, or None when it drops nothing
+    for certain.
+
+    Only the exact Kubernetes spelling counts, as Pod Security admission reads it (``ALL``,
+    ``NET_RAW``): containerd prefixes ``CAP_`` to the upper-cased name, so ``CAP_ALL`` or
+    ``cap_net_raw`` drop nothing there, and the input document's normalisation (Docker's, where they
+    do) would otherwise read them as dropped. An added name needs no such care: whatever it
+    normalises to is judged against the allowlist."""
+    return name if _CAPABILITY.match(name) and not name.startswith("CAP_") else None
 
 
 def _strings(doc: Document, path: Path, value: Any) -> list[str]:
@@ -140,7 +158,8 @@ class _Container:
         for k in ("add", "drop"):
             self.where[f"container.capabilities.{k}"] = (*caps_path, k)
             names = _strings(self.doc, (*caps_path, k), caps.get(k))
-            c["capabilities"][k] = [normalize_capability(x) for x in names]
+            c["capabilities"][k] = [normalize_capability(x) for x in names] if k == "add" else \
+                [x for x in map(_dropped, names) if x is not None]
         seccomp = self.field("container.seccomp", "seccompProfile", "a mapping")
         if seccomp is not None:
             where = self.where["container.seccomp"]
@@ -190,13 +209,20 @@ class _Container:
             path = (*self.pod_path, "volumes", n)
             if not isinstance(volume, Mapping):
                 raise self.doc.error(path, f"a volume must be a mapping, found {describe(volume)}")
-            volumes[self.get(path, volume, "name", "a string") or ""] = volume, path
+            name = self.get(path, volume, "name", "a string") or ""
+            if name in volumes:  # the API server refuses it; either reading could hide a hostPath
+                raise self.doc.error((*path, "name"), f"duplicate volume name {name!r}")
+            volumes[name] = volume, path
         for n, vm in enumerate(self.get(self.path, self.raw, "volumeMounts", "a list") or []):
             path = (*self.path, "volumeMounts", n)
             if not isinstance(vm, Mapping):
                 raise self.doc.error(path, f"a volume mount must be a mapping, found {describe(vm)}")
             volume, volume_path = volumes.get(self.get(path, vm, "name", "a string") or "", ({}, path))
-            kinds = [k for k in volume if k != "name"]
+            # A null source is no source (the API server drops it): `emptyDir: null` beside a
+            # hostPath must not make the volume read as an emptyDir.
+            kinds = [k for k, v in volume.items() if k != "name" and v is not None]
+            if len(kinds) > 1:
+                raise self.doc.error(volume_path, f"a volume has more than one source ({', '.join(map(str, kinds))})")
             kind = kinds[0] if kinds else "missing"
             mount: dict[str, Any] = {"destination": self.get(path, vm, "mountPath", "a string") or "",
                                      "readOnly": self.get(path, vm, "readOnly", "true or false") is True,
@@ -232,16 +258,32 @@ def documents_from_manifests(text: str, file: str) -> tuple[list[Located], list[
     located: list[Located] = []
     skipped: list[str] = []
     for doc in load_documents(text, file, max_nodes=2_000_000):
-        obj = doc.value
-        kind = _typed(doc, ("kind",), obj.get("kind"), "a string") if isinstance(obj, Mapping) else None
-        if kind == "List" and isinstance(obj.get("items"), list):
-            skipped.append(f"document {doc.index + 1}: kind List (expand it: kubectl get -o yaml lists)")
-            continue
-        if kind not in POD_SPEC_PATHS:
-            skipped.append(f"document {doc.index + 1}: kind {kind or '(none)'} has no containers")
-            continue
-        located += _workload_documents(doc, kind)
+        _objects(doc, f"document {doc.index + 1}", located, skipped)
     return located, skipped
+
+
+def _objects(doc: Document, label: str, located: list[Located], skipped: list[str]) -> None:
+    """The workloads of one object; a ``List`` (what ``kubectl get -o yaml`` prints, and ``kubectl
+    apply`` creates item by item) stands for its items, each judged as if it were its own document."""
+    obj = doc.value
+    kind = _typed(doc, ("kind",), obj.get("kind"), "a string") if isinstance(obj, Mapping) else None
+    if kind == "List":
+        items = _typed(doc, ("items",), obj.get("items"), "a list") or []
+        if not items:
+            skipped.append(f"{label}: kind List has no items")
+        marks: dict[int, dict[Path, tuple[int, int]]] = {}  # each item's lines, found in one pass
+        for path, mark in doc.marks.items():
+            if len(path) > 1 and path[0] == "items" and isinstance(path[1], int):
+                marks.setdefault(path[1], {})[path[2:]] = mark
+        for n, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                raise doc.error(("items", n), f"a List item must be a mapping, found {describe(item)}")
+            _objects(Document(item, doc.file, marks.get(n, {}), doc.index), f"{label} item {n + 1}",
+                     located, skipped)
+    elif kind not in POD_SPEC_PATHS:
+        skipped.append(f"{label}: kind {kind or '(none)'} has no containers")
+    else:
+        located += _workload_documents(doc, kind)
 
 
 def documents_from_object(obj: Mapping[str, Any], kind: str, source: str) -> list[Located]:

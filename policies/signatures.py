@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from policies.decision import Finding
 from policies.document import Subject
-from policies.globs import matches_image
+from policies.globs import matches_signed_image
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -125,7 +125,7 @@ class SignatureCheck:
 
     def check(self, s: Subject, out: list[Finding]) -> None:
         req = self.requirement
-        if not matches_image(req.images, s.image.name):
+        if not matches_signed_image(req.images, s.image.name):
             return
         if req.keys or req.identities:
             self._signers(s, out)
