@@ -113,6 +113,8 @@ def load_documents(text: str, file: str, *, max_nodes: int = 1_000_000) -> list[
         raise PolicyLoadError(file, line, col, "", f"not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise PolicyLoadError(file, None, None, "", f"not valid YAML: {exc}") from None
+    except RecursionError:  # libyaml allows 1000 levels; building them recursively may need more
+        raise PolicyLoadError(file, None, None, "", "nested too deeply") from None
     return docs
 
 

@@ -160,3 +160,14 @@ def test_the_default_https_port_does_not_escape_a_signature_entry(signed_policy:
 
 def test_another_port_is_another_registry(signed_policy: Policy) -> None:
     assert requirements_for(signed_policy, "registry.example.com:5000/org/app:1.0") == []
+
+
+@pytest.mark.parametrize("text", [
+    "kind: Pod\nspec: " + "[" * 990 + "]" * 990 + "\n",
+    "{'kind': 'List', 'items': [" * 330 + "{}" + "]}" * 330 + "\n",
+])
+def test_a_document_nested_as_deep_as_yaml_allows_is_one_error_not_a_crash(text: str) -> None:
+    """libyaml accepts 1000 levels; building them was a RecursionError (`policy check` exit 1,
+    'internal error') instead of an error naming the file (exit 2)."""
+    with pytest.raises(PolicyLoadError, match=r"^deep\.yaml: nested too deeply$"):
+        documents_from_manifests(text, "deep.yaml")
