@@ -11,7 +11,8 @@ as Pod Security admission projects one evaluation onto enforce, warn and audit:
 * ``audit`` findings, exemptions and expired exceptions become ``auditAnnotations`` (JSON values).
 
 Nothing is evaluated for what cannot run a container: DELETE and CONNECT, kinds without a pod
-template, subresources other than ``pods/ephemeralcontainers`` (``pods/status`` is the kubelet
+template, subresources other than ``pods/ephemeralcontainers`` and ``pods/resize`` (which adds a
+container, or changes a running one's resource limits in place; ``pods/status`` is the kubelet
 reporting, not a new container), and UPDATEs that leave the pod template as it was (relabelling a Pod
 admitted before the policy tightened must keep working; new Pods are reviewed on their own CREATE).
 
@@ -42,7 +43,7 @@ log = logging.getLogger("stockade.admission")
 
 RESULT_ALLOWED, RESULT_DENIED, RESULT_ERROR = "allowed", "denied", "error"
 EVALUATED_OPERATIONS = ("CREATE", "UPDATE")
-EVALUATED_SUBRESOURCES = ("", "ephemeralcontainers")
+EVALUATED_SUBRESOURCES = ("", "ephemeralcontainers", "resize")
 MAX_ANNOTATION_CHARS = 10_000
 TOCTOU_REMEDY = ("reference images by digest (IMAGE@sha256:…) so nodes run exactly what was verified; "
                  "a tag can move after admission")

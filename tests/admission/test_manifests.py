@@ -80,7 +80,7 @@ def test_the_webhook_configuration(objects: dict[str, dict[str, Any]], certs: Pa
     assert set(exempt["values"]) == {NAMESPACE, "kube-system"}
     covered = {(group, resource) for rule in hook["rules"] for group in rule["apiGroups"] for resource in rule["resources"]
                if set(rule["operations"]) == {"CREATE", "UPDATE"}}
-    assert covered == {("", "pods"), ("", "pods/ephemeralcontainers"), ("apps", "deployments"),
+    assert covered == {("", "pods"), ("", "pods/ephemeralcontainers"), ("", "pods/resize"), ("apps", "deployments"),
                        ("apps", "statefulsets"), ("apps", "daemonsets"), ("apps", "replicasets"),
                        ("batch", "jobs"), ("batch", "cronjobs")}
 
