@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,6 +33,17 @@ SYSTEM_CONFIG_DIR = Path("/etc/stockade")
 def is_rootless() -> bool:
     """True when Stockade runs without real root, so it must use a user namespace and XDG paths."""
     return os.geteuid() != 0
+
+
+def _private_dir(path: str) -> bool:
+    """True for an absolute path naming a directory this user owns that nobody else may write."""
+    if not os.path.isabs(path):
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
 def _xdg(var: str, fallback: str) -> Path:
@@ -65,9 +77,11 @@ class Paths(Record, frozen=True):
             config = _xdg("XDG_CONFIG_HOME", ".config") / "stockade"
             cache = _xdg("XDG_CACHE_HOME", ".cache") / "stockade"
             xdg_run = os.environ.get("XDG_RUNTIME_DIR", "")
-            # Without XDG_RUNTIME_DIR (su, cron) stay inside the user's own data directory: a
-            # predictable name under /tmp could be created first by another user.
-            run = Path(xdg_run) / "stockade" if os.path.isabs(xdg_run) else data / "run"
+            # Without a usable XDG_RUNTIME_DIR (su, cron; or one that is missing, or not this user's
+            # own 0700 directory as the XDG spec requires, such as /tmp) stay inside the user's own
+            # data directory: a predictable name in a shared directory could be made first by
+            # another user.
+            run = Path(xdg_run) / "stockade" if _private_dir(xdg_run) else data / "run"
         else:
             data = Path("/var/lib/stockade")
             config = SYSTEM_CONFIG_DIR
@@ -80,6 +94,20 @@ class Paths(Record, frozen=True):
         if runroot is not None:
             run = Path(runroot).absolute()
         return cls(root=data, runroot=run, config_dir=config, cache=cache, rootless=rootless)
+
+    def make_root(self) -> None:
+        """Create the store's root before anything goes under it. A rootless root is 0700, as podman
+        keeps ``~/.local/share/containers``: any user can read a container's upper directory path
+        (its id) in ``/proc/PID/mountinfo``, so a root others may traverse would let them read its
+        logs, writable layer and volumes. Its containers do not need the traversal: the user's own
+        namespace mounts everything. Root's store stays 0711 (a ``--userns=auto`` container's
+        unprivileged init reaches its files through it). An existing rootless root of this user
+        (made 0711 by an older Stockade) is narrowed."""
+        self.root.mkdir(mode=0o700 if self.rootless else 0o711, parents=True, exist_ok=True)
+        if self.rootless:
+            st = os.stat(self.root)
+            if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                os.chmod(self.root, st.st_mode & 0o700)
 
 
 # --- configuration schema -------------------------------------------------------------------------

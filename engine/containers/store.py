@@ -95,6 +95,7 @@ class ContainerStore:
     # --- creation ---------------------------------------------------------------------------------
     def reserve(self, name: str | None) -> tuple[str, str]:
         """A new container id and its name (given or generated), reserved atomically."""
+        self.paths.make_root()
         self.base.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.names.mkdir(exist_ok=True, mode=0o700)
         cid = os.urandom(32).hex()

@@ -77,6 +77,7 @@ class Store:
         runs), so an import or load that was refused leaves none of the blobs and layers it had
         already verified. A pull keeps them instead: its re-run reuses them.
         """
+        self.paths.make_root()
         self.layout.ensure()
         try:
             with locked(self.layout.gc_lock, shared=True):
@@ -264,6 +265,7 @@ class Store:
         ref = Reference.parse(target)
         if ref.digest:
             raise ReferenceError(f"cannot tag {target!r}: a tag cannot include a digest")
+        self.paths.make_root()
         self.layout.ensure()
         with self.index.update() as index:
             key = f"{ref.name}:{ref.tag}"
@@ -338,6 +340,7 @@ class Store:
         """
         if not self.layout.root.exists():
             return GCResult(0, 0, 0)
+        self.paths.make_root()
         self.layout.ensure()
         try:
             with locked(self.layout.gc_lock, blocking=blocking):

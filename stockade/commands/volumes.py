@@ -28,6 +28,7 @@ def _in_use(ctx: Context) -> set[str]:
 
 
 def cmd_create(ctx: Context) -> int:
+    ctx.paths.make_root()
     labels = dict(label.partition("=")[::2] for label in ctx.args.label)
     vol = _volumes(ctx).create(ctx.args.name, labels=labels)
     print(vol.name)

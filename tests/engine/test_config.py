@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,8 @@ def test_rootless_paths_follow_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setattr(cfgmod.os, "geteuid", lambda: 1234)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    (tmp_path / "run").mkdir(mode=0o700)
+    os.chown(tmp_path / "run", 1234, 1234)
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     p = Paths.default()
@@ -71,6 +74,27 @@ def test_rootless_paths_follow_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert p.root == tmp_path / "data" / "stockade"
     assert p.runroot == tmp_path / "run" / "stockade"
     assert p.cache == tmp_path / "home" / ".cache" / "stockade"
+
+
+@pytest.mark.parametrize("runtime_dir", ["missing", "shared", "foreign", "file"])
+def test_rootless_runtime_dir_must_be_the_users_own(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                    runtime_dir: str) -> None:
+    """An XDG_RUNTIME_DIR that does not exist, that others may write (/tmp), that another user owns,
+    or that is no directory is not used: runtime state stays in the user's own data directory, where
+    nobody else can make its names first."""
+    monkeypatch.setattr(cfgmod.os, "geteuid", lambda: 1234)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    given = tmp_path / "run"
+    if runtime_dir == "file":
+        given.write_text("")
+    elif runtime_dir != "missing":
+        given.mkdir(mode=0o700)
+        os.chmod(given, 0o1777 if runtime_dir == "shared" else 0o700)
+        os.chown(given, 1234 if runtime_dir == "shared" else 4321, 0)
+    if runtime_dir == "file":
+        os.chown(given, 1234, 0)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(given))
+    assert Paths.default().runroot == tmp_path / "data" / "stockade" / "run"
 
 
 def test_root_paths(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,98 @@
+"""A rootless user's Stockade, seen the way podman-rootless users rely on it: private to that user,
+honest about what it cannot enforce, and clear when the home filesystem cannot hold overlays.
+
+Real parts only: users made here with useradd (their /etc/subuid ranges from useradd), the real CLI
+run as them, the busybox test image from the session's loopback registry, a real overlayfs mount as
+a HOME for the filesystem case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess  # nosec B404 # useradd, mount, cat as another user, with argument lists
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.engine.runtime.support import busybox_image  # noqa: F401 - fixture
+from tests.stockade.test_rootless_store import _make_user, _remove_user
+from tests.stockade.test_run_rootless import RootlessUser
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates users; needs root")
+
+
+@pytest.fixture(scope="module")
+def alice() -> Iterator[RootlessUser]:
+    user = _make_user("stk-iso-a")
+    try:
+        if user.name not in Path("/etc/subuid").read_text():
+            pytest.skip("useradd did not allocate subordinate ids")
+        yield user
+    finally:
+        _remove_user(user)
+
+
+@pytest.fixture(scope="module")
+def mallory() -> Iterator[RootlessUser]:
+    user = _make_user("stk-iso-m")
+    try:
+        yield user
+    finally:
+        _remove_user(user)
+
+
+def _as(user: RootlessUser, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, user=user.uid, group=user.gid, extra_groups=[], env=user.env(),  # nosec B603
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+
+
+def test_a_second_user_cannot_read_the_first_users_containers(alice: RootlessUser, mallory: RootlessUser,
+                                                             busybox_image: str) -> None:
+    """Any user can read a container's upper directory (so its id) in /proc/PID/mountinfo: with a
+    store root others could traverse, its json-file log, writable layer and volumes were readable
+    by them. The rootless root is 0700, as podman's, and an older 0711 root is narrowed."""
+    store = alice.home / ".local/share/stockade"
+    store.mkdir(parents=True, mode=0o711)
+    os.chown(store, alice.uid, alice.gid)
+    alice.ok("volume", "create", "notes")
+    assert stat.S_IMODE(store.stat().st_mode) == 0o700  # the first write narrows it
+    cid = alice.ok("run", "-d", "-u", "0", "-v", "notes:/notes", busybox_image, "sh", "-c",
+                   "echo the-secret; echo s > /notes/n; sleep 60").strip()
+    try:
+        log = store / "containers" / cid / f"{cid}-json.log"
+        for _ in range(100):
+            if "the-secret" in alice.ok("logs", cid):
+                break
+        assert "the-secret" in log.read_text()
+        for path in (log, store / "containers" / cid / "hosts", store / "volumes/notes/_data/n"):
+            read = _as(mallory, "cat", str(path))
+            assert read.returncode != 0 and "Permission denied" in read.stderr, (path, read.stdout)
+        listing = _as(mallory, "ls", str(store / "containers" / cid / "upper"))
+        assert listing.returncode != 0
+    finally:
+        alice.ok("rm", "-f", cid)
+        alice.ok("volume", "rm", "notes")
+
+
+def test_an_unusable_xdg_runtime_dir_falls_back_to_the_data_dir(alice: RootlessUser, busybox_image: str) -> None:
+    """XDG_RUNTIME_DIR missing, or set to a shared directory such as /tmp: runtime state goes under the
+    user's own data directory, nothing is made in the shared one, and the run works."""
+    shared = Path("/tmp") / f"stk-shared-{alice.name}"
+    shared.mkdir(mode=0o1777)
+    os.chmod(shared, 0o1777)
+    try:
+        for runtime_dir in (str(shared), "/run/user/does-not-exist"):
+            env = {**alice.env(), "XDG_RUNTIME_DIR": runtime_dir}
+            proc = subprocess.run([sys.executable, "-m", "stockade", "run", "--rm", busybox_image, "true"], user=alice.uid,  # nosec B603
+                                  group=alice.gid, extra_groups=[], env=env, capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+        assert list(shared.iterdir()) == []
+    finally:
+        shutil.rmtree(shared)
+
