@@ -182,6 +182,13 @@ def engine_defaults(container: dict[str, Any], ctx: Context) -> None:
             container[key] = value
     if container.get("privileged") and container.get("seccomp") is None:
         container["seccomp"] = {"type": "Unconfined"}
+    if container.get("resources") and ctx.paths.rootless:
+        from engine.host import probe_cgroups
+
+        if probe_cgroups().manager_for(rootless=True) == "none":
+            # Rootless on cgroup v1 sets no limit: a policy's default limits cannot apply either, and
+            # a policy requiring one must see that there is none.
+            del container["resources"]
 
 
 # --- the effective settings as engine options -----------------------------------------------------

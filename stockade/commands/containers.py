@@ -326,6 +326,9 @@ def with_config(ctx: Context, req: Any) -> Any:
                                  "(see stockade info)")
             req.warnings.append("resource limits are not supported and ignored on cgroups v1 "
                                 "rootless systems")
+            # Ignored means gone, as in podman: the policy must not admit, inspect report or the
+            # audit pass a limit nothing enforces.
+            req.options.memory = req.options.pids_limit = req.options.cpus = None
     return req
 
 

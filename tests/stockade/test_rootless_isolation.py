@@ -79,6 +79,30 @@ def test_a_second_user_cannot_read_the_first_users_containers(alice: RootlessUse
         alice.ok("volume", "rm", "notes")
 
 
+def test_limits_ignored_on_cgroup_v1_are_claimed_nowhere(alice: RootlessUser, busybox_image: str) -> None:
+    """Rootless on cgroup v1 sets no limit (podman's warning): a policy requiring a memory limit must
+    refuse the container rather than admit the --memory it was shown, and inspect (which the audit
+    reads) must not report a limit nothing enforces."""
+    from engine.host import probe_cgroups
+
+    if probe_cgroups().manager_for(rootless=True) != "none":
+        pytest.skip("this host delegates cgroups to users: rootless limits apply")
+    policy = alice.home / "limits.yaml"
+    policy.write_text("apiVersion: stockade.dev/v1\nkind: Policy\nmetadata: {name: limits, revision: 1}\n"
+                      "spec:\n  profile: privileged:v1\n  runtime:\n    resources:\n      required: [memory]\n")
+    refused = alice("run", "--rm", "--policy", policy, "-m", "64m", busybox_image, "true")
+    assert refused.returncode == 122, refused.stderr
+    assert "a memory limit is required" in refused.stderr
+    assert "resource limits are not supported and ignored on cgroups v1 rootless systems" in refused.stderr
+
+    cid = alice.ok("run", "-d", "-m", "64m", "--pids-limit", "50", busybox_image, "sleep", "60").strip()
+    try:
+        [doc] = json.loads(alice.ok("inspect", "-o", "json", cid))
+        assert (doc["HostConfig"]["Memory"], doc["HostConfig"]["PidsLimit"]) in ((0, None), (0, 0))
+    finally:
+        alice.ok("rm", "-f", cid)
+
+
 def test_an_unusable_xdg_runtime_dir_falls_back_to_the_data_dir(alice: RootlessUser, busybox_image: str) -> None:
     """XDG_RUNTIME_DIR missing, or set to a shared directory such as /tmp: runtime state goes under the
     user's own data directory, nothing is made in the shared one, and the run works."""
