@@ -352,6 +352,14 @@ class Executor:
             os.chdir(base)
         try:
             self.sc.mount("overlay", op.target, "overlay", op.flags, f"lowerdir={lower},{options}")
+        except OSError as exc:
+            # The usual cause is the filesystem the store is on (overlayfs itself, as in a HOME inside
+            # a container, or one without the xattrs and features an upper directory needs): say so,
+            # and what works there, instead of the bare errno.
+            raise RootfsError(f"cannot mount overlayfs for the container's root ({exc.strerror}): the "
+                              f"filesystem of {os.path.dirname(op.upper)} cannot hold an overlay upper "
+                              f"directory{' in a user namespace' if op.userxattr else ''}; set "
+                              f'[storage] driver = "copy" in config.toml, or move the store (--root)') from None
         finally:
             if cwd is not None:
                 os.chdir(cwd)

@@ -14,6 +14,7 @@ import shutil
 import stat
 import subprocess  # nosec B404 # useradd, mount, cat as another user, with argument lists
 import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -101,6 +102,40 @@ def test_limits_ignored_on_cgroup_v1_are_claimed_nowhere(alice: RootlessUser, bu
         assert (doc["HostConfig"]["Memory"], doc["HostConfig"]["PidsLimit"]) in ((0, None), (0, 0))
     finally:
         alice.ok("rm", "-f", cid)
+
+
+def test_a_home_on_overlayfs_is_one_clear_error(busybox_image: str) -> None:
+    """overlayfs cannot take an upper directory on overlayfs (a HOME inside a container): the run
+    fails with one line saying so and naming the copy driver, not a bare EINVAL; with the copy
+    driver the same user runs."""
+    layers = Path(tempfile.mkdtemp(prefix="stk-ovl-"))  # the user must reach it: not under pytest's 0700 tmp
+    os.chmod(layers, 0o755)
+    for sub in ("lower", "upper", "work", "mnt"):
+        (layers / sub).mkdir(parents=True)
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",  # nosec B603 B607
+                    f"lowerdir={layers / 'lower'},upperdir={layers / 'upper'},workdir={layers / 'work'}",
+                    str(layers / "mnt")], check=True, capture_output=True)
+    user = _make_user("stk-iso-o")
+    try:
+        home = layers / "mnt" / user.name
+        home.mkdir()
+        (home / ".config/stockade").mkdir(parents=True)
+        config = (user.home / ".config/stockade/config.toml").read_text()
+        (home / ".config/stockade/config.toml").write_text(config)
+        subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", str(home)], check=True)  # nosec B603 B607
+        user.home = home
+        failed = user("run", "--rm", busybox_image, "true")
+        assert failed.returncode == 125
+        [line] = failed.stderr.splitlines()
+        assert line.startswith("stockade: error: cannot mount overlayfs for the container's root")
+        assert '[storage] driver = "copy"' in line and str(home) in line
+        (home / ".config/stockade/config.toml").write_text(config + '[storage]\ndriver = "copy"\n')
+        assert user.ok("run", "--rm", busybox_image, "id", "-u").strip() == "1000"
+    finally:
+        user.home = Path("/home") / user.name
+        _remove_user(user)
+        subprocess.run(["umount", str(layers / "mnt")], capture_output=True)  # nosec B603 B607
+        shutil.rmtree(layers)
 
 
 def test_an_unusable_xdg_runtime_dir_falls_back_to_the_data_dir(alice: RootlessUser, busybox_image: str) -> None:
