@@ -26,6 +26,7 @@ from engine.registry.errors import AuthError
 
 MAX_TOKEN_RESPONSE = 1024 * 1024
 MIN_TOKEN_LIFETIME = 60  # seconds; the token spec's default when expires_in is missing or smaller
+MAX_TOKEN_LIFETIME = 24 * 3600
 CLIENT_ID = "stockade"
 
 # status, body
@@ -36,6 +37,7 @@ CredentialsFor = Callable[[str | None], Credentials | None]
 _PARAM = re.compile(r'\s*,?\s*([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s"]*)')
 _SCHEME = re.compile(r"\s*,?\s*([A-Za-z][A-Za-z0-9_.-]*)(?=\s|,|$)")
 _ESCAPE = re.compile(r"\\(.)")
+_TOKEN = re.compile(r"[!-~]{1,65536}")
 
 
 @dataclass(frozen=True)
@@ -196,9 +198,13 @@ def _parse_token(body: bytes, realm: str) -> tuple[str, int]:
     if not isinstance(doc, dict):
         raise AuthError(f"the token service at {realm} sent a malformed response")
     token = doc.get("token") or doc.get("access_token")
-    if not isinstance(token, str) or not token or any(c.isspace() for c in token):
+    # Visible ASCII only: the token becomes a header value (a NUL or a non-Latin-1 character
+    # would be sent raw or crash the request).
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         raise AuthError(f"the token service at {realm} sent no usable token")
     lifetime = doc.get("expires_in", MIN_TOKEN_LIFETIME)
     if not isinstance(lifetime, int) or isinstance(lifetime, bool):
         lifetime = MIN_TOKEN_LIFETIME
-    return token, lifetime
+    # A huge expires_in (10**400 overflows a float clock) is cut: a token that does expire
+    # earlier is answered with a 401, and a new one fetched.
+    return token, min(lifetime, MAX_TOKEN_LIFETIME)

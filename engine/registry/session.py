@@ -15,8 +15,10 @@ Everything between "send this request to the registry" and "here is a response w
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
+import re
 import socket
 import ssl
 import time
@@ -42,26 +44,57 @@ Body = bytes | BodyFactory | None
 
 def read_bounded(resp: Response, limit: int, what: str) -> bytes:
     """Read a whole response body that must not exceed ``limit`` bytes (a hostile registry can send
-    gigabytes where a manifest belongs); refuse it before reading if the length says so."""
+    gigabytes where a manifest belongs); refuse it before reading if the length says so. A body
+    cut short of its Content-Length, or a connection that breaks, is an error, not a short body."""
     length = resp.header("Content-Length")
-    if length is not None and length.strip().isascii() and length.strip().isdigit() and int(length) > limit:
+    declared = int(length) if length is not None and length.strip().isascii() \
+        and length.strip().isdigit() else None
+    if declared is not None and declared > limit:
         resp.close()
-        raise VerificationError(f"{what} is {int(length)} bytes, larger than the {limit}-byte limit "
+        raise VerificationError(f"{what} is {declared} bytes, larger than the {limit}-byte limit "
                                 "(unpack.max_manifest_size)")
     chunks: list[bytes] = []
     total = 0
-    while True:
-        chunk = resp.read(min(1024 * 1024, limit + 1 - total))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > limit:
-            resp.close()
-            raise VerificationError(f"{what} is larger than the {limit}-byte limit "
-                                    "(unpack.max_manifest_size)")
-    resp.close()
+    try:
+        while True:
+            chunk = resp.read(min(1024 * 1024, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise VerificationError(f"{what} is larger than the {limit}-byte limit "
+                                        "(unpack.max_manifest_size)")
+    except (*CONNECTION_ERRORS, http.client.HTTPException) as exc:
+        raise RegistryError(f"{what}: the connection broke while reading it "
+                            f"({_reason(exc)})") from None
+    finally:
+        resp.close()
+    if declared is not None and total != declared:
+        raise RegistryError(f"{what}: the connection closed after {total} of the {declared} bytes "
+                            "announced")
     return b"".join(chunks)
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+_URL_CHARS = re.compile(r"[!-~]+")  # visible ASCII: what http.client can put on a request line
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` (from a registry: a redirect, a realm, a link) cannot be requested, or None."""
+    if not _URL_CHARS.fullmatch(url):
+        return "has spaces, control or non-ASCII characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return f"is malformed ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "is not an HTTP(S) URL"
+    return None
 
 
 def drain(resp: Response) -> None:
@@ -146,6 +179,7 @@ class Session:
 
     def _fetch_token(self, method: str, url: str, headers: dict[str, str],
                      body: bytes | None) -> tuple[int, bytes]:
+        self._check_target(url, url, "token realm")
         # The realm's credentials go to the realm's host only, not where it may redirect.
         headers = dict(headers)
         auth = headers.pop("Authorization", None)
@@ -191,9 +225,10 @@ class Session:
                                     f"({exc.strerror or exc})") from None
             except CONNECTION_ERRORS as exc:
                 if attempt >= self.retries or isinstance(exc, ConnectionRefusedError):
-                    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-                    raise RegistryError(f"cannot reach {what}: {reason} (after {attempt + 1} "
+                    raise RegistryError(f"cannot reach {what}: {_reason(exc)} (after {attempt + 1} "
                                         f"attempt{'s' if attempt else ''})") from None
+            except http.client.HTTPException as exc:  # not HTTP/1.x, 100+ headers, a 64 KiB line
+                raise RegistryError(f"{what}: malformed HTTP response ({_reason(exc)})") from None
             else:
                 if resp.status not in RETRY_STATUSES or attempt >= self.retries:
                     return resp
@@ -206,9 +241,10 @@ class Session:
         """Refuse a URL the registry handed us (a redirect, an upload location, a next page) that
         is not HTTP(S), or that trades the HTTPS of ``source`` for plain HTTP to a host that may
         not be reached over it: the request would carry the Authorization header in clear text."""
+        problem = url_problem(target)
+        if problem:
+            raise RegistryError(f"{self.registry}: {why} {target!r} {problem}")
         parts = urlsplit(target)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise RegistryError(f"{self.registry}: {why} {target!r} is not an HTTP(S) URL")
         if urlsplit(source).scheme == "https" and parts.scheme == "http" \
                 and not self._security(parts.netloc).allow_http:
             raise RegistryError(f"{self.registry}: refusing a {why} from HTTPS to plain HTTP ({target})")
@@ -239,7 +275,10 @@ class Session:
             drain(resp)
             if not location:
                 raise RegistryError(f"{self.registry}: redirect {resp.status} without a Location")
-            target = urljoin(url, location)
+            try:
+                target = urljoin(url, location)
+            except ValueError:
+                target = location  # unjoinable (e.g. a broken IPv6 literal): reported as malformed
             self._check_target(url, target, "redirect")
             if target in seen:
                 raise RegistryError(f"{self.registry}: redirect loop at {target}")
