@@ -634,5 +634,6 @@ def register(sub: Parsers) -> None:
     _names(p)
     p.set_defaults(func=cmd_inspect)
     p = gsub.add_parser("prune", help="remove all stopped containers")
+    p.add_argument("-f", "--force", action="store_true", help="do not ask (there is no prompt)")
     add_output_flag(p)
     p.set_defaults(func=cmd_prune)

@@ -161,7 +161,7 @@ def test_top_and_prune(engine: Engine, probe_rootfs: Path) -> None:
     rows = json.loads(engine.ok("top", "topped", "-o", "json"))
     assert {r["cmd"] for r in rows} >= {"sleep 60", "sleep 61"}
     engine.ok("run", "--name", "stopped", "--rootfs", probe_rootfs, "true")
-    pruned = json.loads(engine.ok("container", "prune", "-o", "json"))["ContainersDeleted"]
+    pruned = json.loads(engine.ok("container", "prune", "-f", "-o", "json"))["ContainersDeleted"]
     assert len(pruned) == 1 and engine.ok("ps", "-a", "--quiet").split() == [engine.inspect("topped")["Id"][:12]]
 
 
