@@ -21,7 +21,7 @@ import re
 import tarfile
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Sequence
 
-from engine.reference import Reference, ReferenceError, validate_digest
+from engine.reference import Reference, ReferenceError
 from engine.registry import mediatypes as mt
 from engine.registry.digest import compute
 from engine.registry.errors import VerificationError
@@ -132,8 +132,8 @@ class _Loader:
         elif blob:
             digest = f"{blob.group(1)}:{blob.group(2)}"
             try:
-                validate_digest(digest)
-            except ReferenceError as exc:
+                self.store.layout.blob(digest)  # a well-formed sha256 digest (no sha512), or refused
+            except (ReferenceError, StoreError) as exc:
                 raise StoreError(f"{self.what}: member {name}: {exc}") from None
             with self.store.blobs.ingest(digest, member.size) as writer:
                 if writer is not None:

@@ -34,6 +34,24 @@ class ImageInUseError(StoreError):
     """``rmi`` of an image a container uses, without ``--force``."""
 
 
+class UnsupportedDigestError(StoreError):
+    """Content named by a digest algorithm the store does not file under (anything but sha256)."""
+
+
+STORE_ALGORITHM = "sha256"
+
+
+def _encoded(digest: str, what: str) -> str:
+    """The hex of a sha256 digest: the store files content under sha256 only. A registry or an
+    archive may name content by another registered algorithm (sha512); that is refused here, by
+    name, instead of failing later on a directory that does not exist."""
+    algorithm, _, hex_ = validate_digest(digest).partition(":")
+    if algorithm != STORE_ALGORITHM:
+        raise UnsupportedDigestError(f"{what} {digest[:len(algorithm) + 13]}…: the store keeps "
+                                     f"{STORE_ALGORITHM} content only ({algorithm} is not supported)")
+    return hex_
+
+
 class StoreLayout(Record, frozen=True):
     root: Path
 
@@ -54,18 +72,16 @@ class StoreLayout(Record, frozen=True):
         return self.root / "locks"
 
     def blob(self, digest: str) -> Path:
-        algorithm, _, hex_ = validate_digest(digest).partition(":")
-        return self.blobs / algorithm / hex_
+        return self.blobs / STORE_ALGORITHM / _encoded(digest, "blob")
 
     def layer(self, chain_id: str) -> Path:
-        algorithm, _, hex_ = validate_digest(chain_id).partition(":")
-        return self.layers / algorithm / hex_
+        return self.layers / STORE_ALGORITHM / _encoded(chain_id, "layer")
 
     def blob_lock(self, digest: str) -> Path:
-        return self.locks / "blobs" / validate_digest(digest).replace(":", "-")
+        return self.locks / "blobs" / f"{STORE_ALGORITHM}-{_encoded(digest, 'blob')}"
 
     def layer_lock(self, chain_id: str) -> Path:
-        return self.locks / "layers" / validate_digest(chain_id).replace(":", "-")
+        return self.locks / "layers" / f"{STORE_ALGORITHM}-{_encoded(chain_id, 'layer')}"
 
     @property
     def index_lock(self) -> Path:

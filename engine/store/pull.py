@@ -151,6 +151,11 @@ def pull(store: "Store", client: RegistryClient, ref: Reference, *, platform: Pl
         check_image_manifest(manifest, where)
         if any(layer.digest == manifest.config.digest for layer in manifest.layers):
             raise VerificationError(f"{where}: a layer has the config's digest {manifest.config.digest}")
+        # Every digest the image will be filed under, checked before a byte is downloaded: a
+        # registry may name content by sha512, which the store refuses by name.
+        for digest in (resolved.top.digest, resolved.image.digest, manifest.config.digest,
+                       *(layer.digest for layer in manifest.layers)):
+            store.layout.blob(digest)
         # The config's lock is held for the whole pull: a concurrent pull of the same image waits
         # here and then finds everything in place, so each blob is downloaded once.
         with store.blobs.locked(manifest.config.digest):

@@ -1,0 +1,77 @@
+"""Content the store cannot file, from a registry or an archive: refused by name, store unchanged.
+
+The store files content under sha256 (``blobs/sha256/<hex>``, ``layers/sha256/<hex>``). A digest of
+another registered algorithm (OCI allows sha512) used to reach ``open()`` in a directory that does
+not exist: a pull or a load then died on ``FileNotFoundError`` naming a temporary file, after the
+layers had been downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+
+import pytest
+
+from engine.config import Paths
+from engine.registry import mediatypes as mt
+from engine.store import Store, StoreError
+from engine.store.archive import load
+from engine.store.layout import UnsupportedDigestError
+from tests.engine.layers.builders import file
+from tests.engine.registry.fixtures import make_config
+from tests.engine.registry.hostile import Hostile, digest_of
+from tests.engine.registry.oci import Parts, make_image
+from tests.engine.store.helpers import assert_consistent
+from tests.engine.store.test_pull import Make, refused, seeded, store  # noqa: F401 - fixtures
+
+
+def sha512(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+def manifest_by(parts: Parts, config_digest: str, layer_digest: str) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+                       "config": {"mediaType": mt.OCI_CONFIG, "digest": config_digest,
+                                  "size": len(parts.config)},
+                       "layers": [{"mediaType": parts.layer_type, "digest": layer_digest,
+                                   "size": len(parts.layers[0])}]}).encode()
+
+
+@pytest.mark.parametrize("by", ["config", "layer", "manifest"])
+def test_pull_of_sha512_content_is_refused_before_any_download(seeded: Store, make_client: Make,
+                                                               hostile: Hostile, by: str) -> None:
+    parts = make_image([[file("x", b"x" * 1000)]])
+    config, layer = parts.config, parts.layers[0]
+    config_digest = sha512(config) if by == "config" else digest_of(config)
+    layer_digest = sha512(layer) if by == "layer" else digest_of(layer)
+    manifest = manifest_by(parts, config_digest, layer_digest)
+    claimed = sha512(manifest) if by == "manifest" else digest_of(manifest)
+    hostile.manifest("evil/app", "latest", manifest, mt.OCI_MANIFEST, claimed=claimed)
+    hostile.blob("evil/app", config_digest, config)
+    hostile.blob("evil/app", layer_digest, layer)
+    refused(seeded, make_client(), f"{hostile.host}/evil/app", UnsupportedDigestError,
+            r"blob sha512:[0-9a-f]{12}…: the store keeps sha256 content only \(sha512 is not supported\)")
+    assert not [s for s in hostile.seen if s.path.startswith("/v2/evil/app/blobs/")]
+
+
+def test_load_of_a_sha512_blob_member_is_refused(paths: Paths) -> None:
+    store = Store(paths, make_config())
+    parts = make_image()
+    manifest = manifest_by(parts, sha512(parts.config), sha512(parts.layers[0]))
+    index = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": sha512(manifest), "size": len(manifest)}]}).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in [("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'), ("index.json", index),
+                           *[(f"blobs/sha512/{sha512(d)[7:]}", d) for d in (manifest, parts.config, parts.layers[0])]]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(StoreError, match=r"evil\.tar: member blobs/sha512/[0-9a-f]{128}: blob sha512:"
+                                         r"[0-9a-f]{12}…: the store keeps sha256 content only"):
+        load(store, io.BytesIO(out.getvalue()), what="evil.tar")
+    assert not [p for p in paths.root.rglob("*") if p.is_file() and "locks" not in p.parts]
+    assert_consistent(store)
