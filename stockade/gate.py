@@ -365,6 +365,11 @@ def admit(ctx: Context, req: RunRequest, resolved: Resolved) -> Admitted:
         raise PolicyDenied(decision.summary())
     container = judgement.document["container"]
     warnings = warning_lines(decision)
+    ignored = [a["path"].rpartition(".")[2] for a in judgement.applied
+               if a["path"].startswith("container.resources.") and "resources" not in container]
+    if ignored:  # engine_defaults dropped them: say so, as for --memory
+        warnings.append(f"policy {decision.policy}: default limits ({', '.join(ignored)}) not applied: resource "
+                        f"limits are not supported and ignored on cgroups v1 rootless systems")
     if key is not None:
         now = cache.clock()
         expires = min(x for x in (judgement.expires, now + cache.ttl, cache.end_of_day(now)) if x is not None)

@@ -103,6 +103,20 @@ def test_limits_ignored_on_cgroup_v1_are_claimed_nowhere(alice: RootlessUser, bu
     finally:
         alice.ok("rm", "-f", cid)
 
+    defaults = alice.home / "defaults.yaml"
+    defaults.write_text("apiVersion: stockade.dev/v1\nkind: Policy\nmetadata: {name: defaults, revision: 1}\n"
+                        "spec:\n  profile: privileged:v1\n  runtime:\n    resources:\n"
+                        "      defaults: {memory: 512Mi}\n")
+    for _ in ("decided", "cached"):
+        proc = alice("run", "-d", "--policy", defaults, busybox_image, "sleep", "60")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.splitlines() == [
+            "stockade: warning: policy defaults@1: default limits (memory) not applied: resource limits are not "
+            "supported and ignored on cgroups v1 rootless systems"]
+        [doc] = json.loads(alice.ok("inspect", "-o", "json", proc.stdout.strip()))
+        alice.ok("rm", "-f", proc.stdout.strip())
+        assert doc["HostConfig"]["Memory"] == 0
+
 
 def test_a_home_on_overlayfs_is_one_clear_error(busybox_image: str) -> None:
     """overlayfs cannot take an upper directory on overlayfs (a HOME inside a container): the run
