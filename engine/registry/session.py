@@ -311,12 +311,15 @@ class Session:
             resp = self._with_retries(
                 lambda a=auth: self._follow(method, url, headers or {}, lambda: body, a),  # type: ignore[misc]
                 f"{self.registry}: {what}")
-            if resp.status != 401 or answered:
+            # Only the registry's own challenges are answered: a 401 from the blob storage a
+            # redirect led to would name a realm of its choosing, and get the registry's credentials.
+            ours = urlsplit(resp.url).netloc == self.registry
+            if resp.status != 401 or answered or not ours:
                 break
             challenge = resp.header("WWW-Authenticate")
             drain(resp)
             auth = self.auth.answer(challenge, scope)
-        if resp.status == 401:
+        if resp.status == 401 and ours:
             resp.close()
             if self.auth.credentials(repository_of(scope)) is None:
                 raise AuthError(f"{self.registry} requires authentication for {what} "

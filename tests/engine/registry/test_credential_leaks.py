@@ -109,6 +109,28 @@ def test_refresh_token_is_not_posted_to_where_the_realm_redirects(make_client: M
     assert not thief.seen
 
 
+def test_a_challenge_from_blob_storage_is_not_answered(make_client: Make, hostile: Hostile,
+                                                      thief: Hostile) -> None:
+    """The registry redirects to storage that answers 401 with a realm of its own: that realm must
+    not get the registry's credentials (nor become the registry's token service)."""
+    blob = b"layer" * 100
+    desc = Descriptor(mt.OCI_LAYER, digest_of(blob), len(blob))
+    hostile.on("GET", "/v2/", basic_guard(lambda h: reply(h, 200, b"{}")))
+    hostile.on("GET", f"/v2/evil/app/blobs/{desc.digest}", basic_guard(
+        lambda h: reply(h, 307, headers={"Location": f"{thief.url}/bucket"})))
+    thief.on("GET", "/bucket", lambda h: reply(h, 401, headers={
+        "WWW-Authenticate": f'Bearer realm="{thief.url}/token",service="storage"'}))
+    thief.on("GET", "/token", lambda h: reply(h, 200, b'{"token": "t"}'))
+    client = make_client(credentials=SECRET)
+    with pytest.raises(RegistryError, match=rf"blob {desc.digest} from .*evil/app: HTTP 401"):
+        client.fetch_blob(ref_on(hostile), desc)
+    assert not [s for s in thief.seen if s.path.startswith("/token")]
+    assert all("Authorization" not in s.headers for s in thief.seen)
+    hostile.manifest("evil/app", "latest", make_image().manifest, mt.OCI_MANIFEST)
+    client.get_manifest(ref_on(hostile))  # the registry's own basic challenge still rules
+    assert not [s for s in thief.seen if s.path.startswith("/token")]
+
+
 def test_next_page_link_in_plain_http_is_refused(make_client: Make,
                                                  tls_server: tuple[Hostile, Path]) -> None:
     server, trusted = tls_server
