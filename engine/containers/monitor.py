@@ -205,6 +205,7 @@ def _daemon(paths: Paths, cid: str, notify: int) -> None:  # pragma: no cover - 
         os.setsid()
         if os.fork():
             os._exit(0)  # the session leader exits: the monitor can never regain a terminal
+        _retitle(f"stockade monitor {cid[:12]}".encode())
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
@@ -221,6 +222,27 @@ def _daemon(paths: Paths, cid: str, notify: int) -> None:  # pragma: no cover - 
         except OSError:
             pass
     os._exit(code)
+
+
+def _retitle(title: bytes) -> None:
+    """Replace the command line ``/proc/PID/cmdline`` shows (to every local user) with ``title``. The
+    monitor is a fork of the CLI, so it kept ``run``'s arguments, ``-e PASSWORD=…`` included, readable
+    by anyone for the container's whole life (podman's and Docker's CLIs exit; conmon's arguments name
+    only the container). The argument strings are overwritten where the kernel reads them, as
+    setproctitle does; Python works from its own copies (``sys.argv``)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            after_comm = f.read().rpartition(b")")[2].split()
+        start, end = int(after_comm[45]), int(after_comm[46])  # fields 48 and 49: arg_start, arg_end
+    except (OSError, ValueError, IndexError):
+        return
+    if end - start < 2:
+        return
+    text = title[:end - start - 1]
+    ctypes.memset(start, 0, end - start)
+    ctypes.memmove(start, text, len(text))
 
 
 def _monitor(paths: Paths, cid: str, notify: int) -> None:  # pragma: no cover - the monitor process

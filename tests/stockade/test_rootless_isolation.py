@@ -80,6 +80,23 @@ def test_a_second_user_cannot_read_the_first_users_containers(alice: RootlessUse
         alice.ok("volume", "rm", "notes")
 
 
+def test_a_second_user_cannot_read_run_arguments_from_the_monitor(alice: RootlessUser, mallory: RootlessUser,
+                                                                  busybox_image: str) -> None:
+    """A detached container's monitor is a fork of ``run``: its command line (world-readable in
+    /proc/PID/cmdline) kept ``-e SECRET=…`` for the container's whole life. It names only the
+    container now; the container still gets the variable."""
+    cid = alice.ok("run", "-d", "-e", "SECRET=hunter2-in-argv", busybox_image, "sleep", "60").strip()
+    try:
+        [doc] = json.loads(alice.ok("inspect", "-o", "json", cid))
+        monitor = doc["Stockade"]["Monitor"]["Pid"]
+        seen = _as(mallory, "cat", f"/proc/{monitor}/cmdline")
+        assert seen.returncode == 0, seen.stderr
+        assert seen.stdout.rstrip("\0").split("\0") == [f"stockade monitor {cid[:12]}"]
+        assert alice.ok("exec", cid, "sh", "-c", "echo $SECRET").strip() == "hunter2-in-argv"
+    finally:
+        alice.ok("rm", "-f", cid)
+
+
 def test_limits_ignored_on_cgroup_v1_are_claimed_nowhere(alice: RootlessUser, busybox_image: str) -> None:
     """Rootless on cgroup v1 sets no limit (podman's warning): a policy requiring a memory limit must
     refuse the container rather than admit the --memory it was shown, and inspect (which the audit
