@@ -25,7 +25,7 @@ from engine.records import Record
 from engine.reference import Reference, ReferenceError
 from engine.store.blobs import BlobStore
 from engine.store.imageconfig import chain_ids, diff_ids, parse_config, platform_of
-from engine.store.index import Image, ImageIndex
+from engine.store.index import Image, ImageIndex, IndexDoc
 from engine.store.layers import LayerStore
 from engine.store.layout import ImageInUseError, StoreError, StoreLayout
 from engine.store.locks import Busy, locked, remove_lock_file
@@ -39,6 +39,14 @@ if TYPE_CHECKING:
 InUse = Callable[[Image], bool]
 _ID = re.compile(r"(?:sha256:)?([a-f0-9]{1,64})")
 MIN_ID_PREFIX = 3
+
+
+def _still_there(index: IndexDoc, image: Image, name: str) -> Image:
+    """``image`` as the locked index holds it now. Names are resolved without the lock, so another
+    command (an ``rmi``) may have removed the image since: one clear error, not a KeyError."""
+    if image.digest not in index.images:
+        raise NotFoundError(f"image {name} was removed meanwhile (by another command)")
+    return index.image(image.digest)
 
 
 def nothing_in_use(image: Image) -> bool:
@@ -268,6 +276,7 @@ class Store:
         self.paths.make_root()
         self.layout.ensure()
         with self.index.update() as index:
+            _still_there(index, image, source)
             key = f"{ref.name}:{ref.tag}"
             if resolved is not None or index.tags.get(key) != image.digest:
                 index.set_tag(key, image.digest, resolved)
@@ -285,7 +294,7 @@ class Store:
         for name in names:
             image = self.resolve(name)
             with self.index.update() as index:
-                current = index.image(image.digest)
+                current = _still_there(index, image, name)
                 untag = self._names_to_drop(current, name, force)
                 left = [t for t in current.repo_tags if t not in untag]
                 if not left and in_use(current) and not force:
