@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomicfile import write_atomic
+from engine.config import Paths
 from engine.errors import NotFoundError, StockadeError
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$")
@@ -46,8 +47,9 @@ class Volume:
 
 
 class Volumes:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, owner: Paths | None = None) -> None:
         self.base = root / "volumes"
+        self.owner = owner  # the store's Paths: a rootless owner's volumes are removed in its namespace
 
     def _meta(self, name: str) -> Path:
         return self.base / name / "volume.json"
@@ -107,6 +109,15 @@ class Volumes:
                               hint="remove the container first")
         doomed = self.base / f".{name}.removing-{secrets.token_hex(4)}"
         os.rename(self.base / name, doomed)
+        if self.owner is not None and self.owner.rootless:
+            # What a container wrote as its users belongs to the user's subordinate ids (podman
+            # unshare's case): a plain rmtree failed on it and left the renamed tree behind.
+            from engine.containers.create import remove_trees
+
+            remove_trees(self.owner, [doomed])
+            if doomed.exists():
+                raise VolumeError(f"volume {name}: cannot remove {doomed}")
+            return
         shutil.rmtree(doomed)
 
     def prune(self, *, in_use: set[str], all_volumes: bool = False) -> list[str]:

@@ -222,7 +222,7 @@ def _mounts(opts: CreateOptions, store: ContainerStore, paths: Paths,
         if r.type == "volume":
             from engine.volumes import Volumes
 
-            vol = Volumes(paths.root).create(r.source or None)
+            vol = Volumes(paths.root, paths).create(r.source or None)
             if vol.anonymous and not r.source:
                 anonymous.append(vol.name)
             source, name = str(vol.mountpoint), vol.name
@@ -259,21 +259,26 @@ def create(paths: Paths, opts: CreateOptions, *, cgroup_parent: str = "stockade"
 
 def remove_files(store: ContainerStore, cid: str) -> None:
     """Delete a container's directories (its upper layer may hold files only root can delete)."""
+    remove_trees(store.paths, [store.dir(cid), store.rundir(cid)])
+
+
+def remove_trees(paths: Paths, trees: list[Path]) -> None:
+    """Delete ``trees`` (a container's directories, a volume) that containers may have written."""
     import shutil
 
-    dirs = [d for d in (store.dir(cid), store.rundir(cid)) if d.exists()]
-    if store.paths.rootless and dirs:
+    dirs = [d for d in trees if d.exists()]
+    if paths.rootless and dirs:
         # Files the container made as its users (or a copy driver's root) belong to the user's
         # subordinate ids: delete them as root of the user's namespace, as podman unshare does.
         from engine.store.rootless import UserNamespace
 
         try:
-            UserNamespace.for_user(store.paths).remove(dirs)
+            UserNamespace.for_user(paths).remove(dirs)
         except idmap.IDMapError:
             pass  # no subordinate ids: everything is the user's own, removed below
     for d in dirs:
         if d.exists():
-            if store.paths.rootless:  # root is not held back by the modes a container left
+            if paths.rootless:  # root is not held back by the modes a container left
                 _make_removable(d)
             shutil.rmtree(d, ignore_errors=True)
 

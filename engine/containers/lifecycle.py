@@ -161,7 +161,7 @@ def remove_stopped(store: ContainerStore, doc: dict[str, Any], *, volumes: bool)
     if volumes and doc["Stockade"].get("AnonymousVolumes"):
         from engine.volumes import Volumes
 
-        vols = Volumes(store.paths.root)
+        vols = Volumes(store.paths.root, store.paths)
         in_use = volumes_in_use(store)
         for name in doc["Stockade"].get("AnonymousVolumes") or []:
             try:

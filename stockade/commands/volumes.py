@@ -17,7 +17,7 @@ from stockade.output import add_output_flag, print_json, print_table
 def _volumes(ctx: Context) -> Any:
     from engine.volumes import Volumes
 
-    return Volumes(ctx.paths.root)
+    return Volumes(ctx.paths.root, ctx.paths)
 
 
 def _in_use(ctx: Context) -> set[str]:

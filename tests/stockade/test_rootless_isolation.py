@@ -15,6 +15,7 @@ import stat
 import subprocess  # nosec B404 # useradd, mount, cat as another user, with argument lists
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -95,6 +96,26 @@ def test_a_second_user_cannot_read_run_arguments_from_the_monitor(alice: Rootles
         assert alice.ok("exec", cid, "sh", "-c", "echo $SECRET").strip() == "hunter2-in-argv"
     finally:
         alice.ok("rm", "-f", cid)
+
+
+def test_volumes_a_container_wrote_are_removed(alice: RootlessUser, busybox_image: str) -> None:
+    """What a container writes into a volume as its users belongs to the user's subordinate ids: the
+    user cannot delete it, so removal runs in the user's namespace. ``volume rm`` failed with
+    'Permission denied' and left the renamed tree hidden in the store; ``rm -v`` too."""
+    write = "mkdir /v/sub && echo x > /v/sub/f && chown -R 1000:1000 /v/sub && chmod 500 /v/sub"
+    alice.ok("volume", "create", "written")
+    alice.ok("run", "--rm", "-u", "0", "-v", "written:/v", busybox_image, "sh", "-c", write)
+    cid = alice.ok("run", "-d", "-u", "0", "-v", "/v", busybox_image, "sh", "-c", f"{write}; sleep 60").strip()
+    volumes = alice.home / ".local/share/stockade/volumes"
+    [anonymous] = [v["Name"] for v in json.loads(alice.ok("volume", "ls", "-o", "json")) if v["Name"] != "written"]
+    for _ in range(100):
+        if (volumes / anonymous / "_data/sub/f").exists():
+            break
+        time.sleep(0.1)
+    assert (volumes / "written/_data/sub").stat().st_uid != alice.uid
+    alice.ok("volume", "rm", "written")
+    alice.ok("rm", "-f", "-v", cid)
+    assert sorted(os.listdir(volumes)) == []
 
 
 def test_limits_ignored_on_cgroup_v1_are_claimed_nowhere(alice: RootlessUser, busybox_image: str) -> None:
