@@ -36,10 +36,17 @@ def host_only(registry: str) -> str:
     return registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
 
 
+def is_localhost_name(registry: str) -> bool:
+    """``localhost`` or a name under ``.localhost`` (RFC 6761): loopback by name. The transport
+    connects such a name to loopback addresses only, so DNS cannot send it elsewhere."""
+    host = host_only(registry).lower().rstrip(".")
+    return host == "localhost" or host.endswith(".localhost")
+
+
 def is_loopback(registry: str) -> bool:
-    host = host_only(registry)
-    if host == "localhost" or host.endswith(".localhost"):
+    if is_localhost_name(registry):
         return True
+    host = host_only(registry)
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:

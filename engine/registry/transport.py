@@ -11,7 +11,9 @@ the registry's certificate is verified end to end; absolute-form requests for pl
 
 from __future__ import annotations
 
+import errno
 import http.client
+import ipaddress
 import socket
 import ssl
 import threading
@@ -19,6 +21,7 @@ from typing import BinaryIO, Mapping, Protocol
 from urllib.parse import urlsplit
 
 from engine.registry.proxy import Proxy, ProxyConfig, ProxyError
+from engine.registry.tls import is_localhost_name
 
 Body = bytes | BinaryIO | None
 SEND_BLOCK = 1024 * 1024  # bytes per send() when streaming an upload
@@ -50,6 +53,27 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError, http.client.RemoteDisconnected, http.client.IncompleteRead,
     http.client.BadStatusLine, socket.timeout, TimeoutError,
 )
+
+
+def _connect_loopback(address: tuple[str, int], timeout: float | None,
+                      source_address: tuple[str, int] | None = None) -> socket.socket:
+    """Connect a ``localhost`` name to one of its loopback addresses, never another (RFC 6761
+    6.3). Such a name counts as loopback, so plain HTTP and credentials may go to it in clear
+    text: where ``/etc/hosts`` lacks it (``*.localhost`` names, on a glibc without
+    nss-myhostname) DNS answers, and a spoofed answer must not receive them."""
+    host, port = address
+    targets = [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+               if ipaddress.ip_address(info[4][0].partition("%")[0]).is_loopback]
+    if not targets:
+        raise ConnectionRefusedError(errno.ECONNREFUSED, f"{host} resolves to no loopback address, "
+                                     "which a localhost name must")
+    failure: OSError | None = None
+    for target in targets:
+        try:
+            return socket.create_connection((target, port), timeout, source_address)
+        except OSError as exc:
+            failure = exc
+    raise failure  # type: ignore[misc]
 
 
 class _PooledResponse:
@@ -113,6 +137,8 @@ class HTTPTransport:
         else:
             conn = http.client.HTTPConnection(address, timeout=timeout, blocksize=SEND_BLOCK)
         if proxy is None:
+            if is_localhost_name(netloc):
+                conn._create_connection = _connect_loopback  # type: ignore[attr-defined]
             return conn
         if scheme == "https":
             # CONNECT first; TLS to the registry is then negotiated inside the tunnel, with the

@@ -53,7 +53,7 @@ class Hostile:
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.server.server_address[1]}"
+        return f"{self.server.server_address[0]}:{self.server.server_address[1]}"
 
     @property
     def url(self) -> str:
@@ -111,7 +111,8 @@ class Hostile:
         self.server.server_close()
 
 
-def start_hostile(context: ssl.SSLContext | None = None) -> Hostile:
+def start_hostile(context: ssl.SSLContext | None = None, address: str = "127.0.0.1") -> Hostile:
+    """Serve on ``address`` (loopback unless a test needs a host the client must not treat as one)."""
     holder: dict[str, Hostile] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -142,7 +143,7 @@ def start_hostile(context: ssl.SSLContext | None = None) -> Hostile:
 
         do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer((address, 0), Handler)
     server.daemon_threads = True
     if context is not None:
         server.socket = context.wrap_socket(server.socket, server_side=True)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import ssl
+import subprocess  # nosec B404 # unshare, ip: argument lists
+import sys
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -26,6 +30,7 @@ from engine.registry.manifest import Descriptor
 from tests.engine.registry.hostile import Hostile, digest_of, reply, start_hostile
 from tests.engine.registry.oci import make_image
 from tests.engine.registry.test_hostile import Remap, ref_on
+from tests.support.cli import REPO
 from tests.support.registry import make_ca_and_server_cert
 
 Make = Callable[..., RegistryClient]
@@ -172,3 +177,61 @@ def test_registry_given_url_of_another_scheme_is_one_error(make_client: Make, ho
                                             r"is not an HTTP\(S\) URL"):
         make_client().push_blob(ref_on(hostile), Descriptor(mt.OCI_LAYER, digest_of(blob), 1),
                                 lambda: io.BytesIO(blob))
+
+
+def _global_ipv4() -> str | None:
+    """An address of this machine that is not loopback (for a server the client must not treat as
+    local), or None."""
+    out = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],  # nosec B603 B607
+                         capture_output=True, text=True, check=False).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if "inet" in fields:
+            return fields[fields.index("inet") + 1].partition("/")[0]
+    return None
+
+
+_CLIENT = """
+import sys
+from pathlib import Path
+from engine.config import Paths
+from engine.reference import Reference
+from engine.registry.client import RegistryClient
+from engine.registry.credentials import Credentials
+from engine.errors import StockadeError
+from tests.engine.registry.fixtures import make_config
+
+client = RegistryClient(make_config(retries=0), Paths.default(root=Path(sys.argv[2])),
+                        credentials=Credentials("user", "secret"))
+try:
+    client.get_manifest(Reference.parse(sys.argv[1]))
+    print("fetched")
+except StockadeError as exc:
+    print(exc)
+"""
+
+
+def test_a_localhost_name_that_dns_sends_elsewhere_gets_nothing(tmp_path: Path) -> None:
+    """``evil.localhost`` counts as loopback (plain HTTP, credentials in clear), but /etc/hosts
+    does not list it here, so DNS decides where it goes. A private /etc/hosts (a mount namespace)
+    plays the spoofed answer: the name must still never reach that non-loopback address."""
+    address = _global_ipv4()
+    if address is None or shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs a non-loopback address, unshare and root for a private /etc/hosts")
+    server = start_hostile(address=address)
+    try:
+        server.on("GET", "/v2/", basic_guard(lambda h: reply(h, 200, b"{}")))
+        server.manifest("evil/app", "latest", make_image().manifest, mt.OCI_MANIFEST)
+        hosts = tmp_path / "hosts"
+        hosts.write_text(f"127.0.0.1 localhost\n{address} evil.localhost\n")
+        ref = f"evil.localhost:{server.host.rsplit(':', 1)[1]}/evil/app:latest"
+        proc = subprocess.run(  # nosec B603 B607
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount --bind "$0" /etc/hosts && exec "$1" -c "$2" "$3" "$4"',
+             str(hosts), sys.executable, _CLIENT, ref, str(tmp_path / "root")],
+            capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        assert proc.returncode == 0, proc.stderr
+        assert "evil.localhost resolves to no loopback address, which a localhost name must" in proc.stdout
+        assert not server.seen
+    finally:
+        server.stop()
