@@ -34,6 +34,7 @@ DOCKER_HUB = "docker.io"
 _HUB_ALIASES = ("index.docker.io", "registry-1.docker.io", "docker.io")
 ENV_AUTH_FILE = "REGISTRY_AUTH_FILE"
 MAX_FILE = 4 * 1024 * 1024  # a credentials file larger than this is not one
+HELPER_TIMEOUT = 60  # seconds a credential helper may take (one that waits for a keychain prompt)
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,12 @@ def _run_helper(name: str, registry: str) -> Credentials | None:
         raise AuthError(f"credential helper docker-credential-{name} (from {docker_config_path()}) "
                         "is not installed")
     server = "https://index.docker.io/v1/" if registry == DOCKER_HUB else registry
-    proc = subprocess.run([program, "get"], input=server.encode(), capture_output=True,
-                          timeout=60, check=False)
+    try:
+        proc = subprocess.run([program, "get"], input=server.encode(), capture_output=True,
+                              timeout=HELPER_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise AuthError(f"credential helper docker-credential-{name} did not answer for {registry} "
+                        f"within {HELPER_TIMEOUT} s") from None
     if proc.returncode != 0:
         message = proc.stdout.decode(errors="replace").strip()
         if "credentials not found" in message.lower():

@@ -124,3 +124,17 @@ def test_repository_keys_longest_match_wins(tmp_path: Path) -> None:
                                   "reg.example:5000/team/app"]
     assert store.remove("reg.example:5000/team/app")
     assert user("reg.example:5000", "team/app") == "team"
+
+
+def test_a_credential_helper_that_hangs_is_one_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.registry.credentials as credentials
+
+    bin_dir = tmp_path / "bin"
+    _helper(bin_dir, "stuck", "exec sleep 30\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(credentials, "HELPER_TIMEOUT", 1)  # the real 60 s would slow the suite down
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credsStore": "stuck"}))
+    with pytest.raises(AuthError, match="credential helper docker-credential-stuck did not answer for "
+                                        r"reg\.example within 1 s"):
+        CredentialStore(tmp_path / "auth.json", config).get("reg.example")
