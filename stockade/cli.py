@@ -60,7 +60,7 @@ class _Parser(argparse.ArgumentParser):
 # the ``container`` group). ``--help``, no verb and an unknown verb build the full tree, so help lists
 # every verb and argparse names the valid choices.
 VERB_MODULES: dict[str, str] = {
-    **dict.fromkeys(("version", "info"), "stockade.commands.system"),
+    **dict.fromkeys(("version", "info", "unshare"), "stockade.commands.system"),
     **dict.fromkeys(("run", "create", "start", "stop", "restart", "kill", "rm", "ps", "logs", "exec",
                      "top", "wait", "container"), "stockade.commands.containers"),
     "volume": "stockade.commands.volumes",

@@ -20,6 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_output_flag(p)
     p.set_defaults(func=cmd_info)
 
+    p = sub.add_parser("unshare", help="run a command as root of your rootless user namespace "
+                                       "(to delete or chown files your containers' users made)")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND",
+                   help="the command and its arguments (default: your shell)")
+    p.set_defaults(func=cmd_unshare)
+
 
 def _version_data() -> dict[str, object]:
     return {
@@ -80,3 +86,33 @@ def cmd_info(ctx: Context) -> int:
         },
     })
     return 0
+
+
+def cmd_unshare(ctx: Context) -> int:
+    """podman unshare: a container's users are the user's subordinate ids on the host, so what they
+    write through ``-v $HOME/dir:/data`` is not the user's to delete or chown; as root of the same
+    user namespace (the maps a container gets) it is. Exit code: the command's."""
+    import os
+    import shutil
+    import signal
+
+    from engine.errors import NotFoundError, UsageError
+    from engine.runtime.userns import run_in_userns
+    from engine.store.rootless import UserNamespace
+
+    if not ctx.paths.rootless:
+        raise UsageError("unshare is for rootless users: root reaches every file without a user namespace")
+    argv = ctx.args.command or [os.environ.get("SHELL") or "/bin/sh"]
+    program = shutil.which(argv[0])
+    if program is None:
+        raise NotFoundError(f"unshare: {argv[0]}: command not found")
+    ns = UserNamespace.for_user(ctx.paths)
+    # Ctrl-C is the command's to handle (a shell ignores it); a Python handler, unlike SIG_IGN, is
+    # reset to the default by the command's exec.
+    previous = signal.signal(signal.SIGINT, lambda *_: None)
+    try:
+        code, _, _ = run_in_userns([os.path.abspath(program), *argv[1:]], ns.uid_maps, ns.gid_maps,
+                                   capture=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return code

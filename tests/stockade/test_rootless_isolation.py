@@ -107,7 +107,8 @@ def test_volumes_a_container_wrote_are_removed(alice: RootlessUser, busybox_imag
     alice.ok("run", "--rm", "-u", "0", "-v", "written:/v", busybox_image, "sh", "-c", write)
     cid = alice.ok("run", "-d", "-u", "0", "-v", "/v", busybox_image, "sh", "-c", f"{write}; sleep 60").strip()
     volumes = alice.home / ".local/share/stockade/volumes"
-    [anonymous] = [v["Name"] for v in json.loads(alice.ok("volume", "ls", "-o", "json")) if v["Name"] != "written"]
+    listed = json.loads(alice.ok("volume", "ls", "-o", "json"))
+    [anonymous] = [v["Name"] for v in listed if v["Name"] != "written"]
     for _ in range(100):
         if (volumes / anonymous / "_data/sub/f").exists():
             break
@@ -116,6 +117,28 @@ def test_volumes_a_container_wrote_are_removed(alice: RootlessUser, busybox_imag
     alice.ok("volume", "rm", "written")
     alice.ok("rm", "-f", "-v", cid)
     assert sorted(os.listdir(volumes)) == []
+
+
+def test_unshare_deletes_what_a_container_user_wrote_into_home(alice: RootlessUser, busybox_image: str) -> None:
+    """A container's uid 1000 is a subordinate id on the host: what it writes through
+    ``-v ~/dir:/data`` the user can neither delete nor chown. ``stockade unshare`` (podman's) runs a
+    command as root of the user's namespace, where it can; root is told it needs no such thing."""
+    shared = alice.home / "shared"
+    shared.mkdir(mode=0o777)
+    os.chmod(shared, 0o777)
+    os.chown(shared, alice.uid, alice.gid)
+    alice.ok("run", "--rm", "-v", f"{shared}:/data", busybox_image, "sh", "-c",
+             "mkdir /data/made && echo x > /data/made/f")
+    assert (shared / "made").stat().st_uid != alice.uid
+    assert _as(alice, "rm", "-rf", str(shared)).returncode != 0
+    inside = alice.ok("unshare", "sh", "-c", "id -u; head -n 1 /proc/self/uid_map").split()
+    assert inside == ["0", "0", str(alice.uid), "1"]
+    assert alice("unshare", "sh", "-c", "exit 3").returncode == 3
+    alice.ok("unshare", "rm", "-rf", shared)
+    assert not shared.exists()
+    as_root = subprocess.run([sys.executable, "-m", "stockade", "unshare", "true"],  # nosec B603
+                             capture_output=True, text=True)
+    assert as_root.returncode == 2 and "unshare is for rootless users" in as_root.stderr
 
 
 def test_limits_ignored_on_cgroup_v1_are_claimed_nowhere(alice: RootlessUser, busybox_image: str) -> None:
@@ -199,9 +222,9 @@ def test_an_unusable_xdg_runtime_dir_falls_back_to_the_data_dir(alice: RootlessU
     try:
         for runtime_dir in (str(shared), "/run/user/does-not-exist"):
             env = {**alice.env(), "XDG_RUNTIME_DIR": runtime_dir}
-            proc = subprocess.run([sys.executable, "-m", "stockade", "run", "--rm", busybox_image, "true"], user=alice.uid,  # nosec B603
-                                  group=alice.gid, extra_groups=[], env=env, capture_output=True, text=True,
-                                  stdin=subprocess.DEVNULL, timeout=120)
+            proc = subprocess.run([sys.executable, "-m", "stockade", "run", "--rm", busybox_image, "true"],  # nosec
+                                  user=alice.uid, group=alice.gid, extra_groups=[], env=env, capture_output=True,
+                                  text=True, stdin=subprocess.DEVNULL, timeout=120)
             assert proc.returncode == 0, proc.stderr
         assert list(shared.iterdir()) == []
     finally:
