@@ -102,11 +102,16 @@ class Paths(Record, frozen=True):
         logs, writable layer and volumes. Its containers do not need the traversal: the user's own
         namespace mounts everything. Root's store stays 0711 (a ``--userns=auto`` container's
         unprivileged init reaches its files through it). An existing rootless root of this user
-        (made 0711 by an older Stockade) is narrowed."""
+        (made 0711 by an older Stockade) is narrowed; one another user owns (``--root`` naming a
+        directory someone else made, perhaps first, in /tmp) is refused: its owner could replace
+        layers and records under it."""
         self.root.mkdir(mode=0o700 if self.rootless else 0o711, parents=True, exist_ok=True)
         if self.rootless:
             st = os.stat(self.root)
-            if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            if st.st_uid != os.geteuid():
+                raise ConfigError(f"store root {self.root} belongs to uid {st.st_uid}, not to you: "
+                                  f"use a directory of your own (--root)")
+            if st.st_mode & 0o077:
                 os.chmod(self.root, st.st_mode & 0o700)
 
 

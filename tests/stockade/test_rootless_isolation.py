@@ -81,6 +81,27 @@ def test_a_second_user_cannot_read_the_first_users_containers(alice: RootlessUse
         alice.ok("volume", "rm", "notes")
 
 
+def test_a_store_root_another_user_made_is_refused(alice: RootlessUser, mallory: RootlessUser,
+                                                   busybox_image: str) -> None:
+    """``--root`` naming a directory another user made (first, in /tmp) would let that user replace
+    the layers and records under it: the first write is refused with one line, nothing is written."""
+    planted = Path("/tmp") / f"stk-planted-{mallory.name}"
+    planted.mkdir(mode=0o777)
+    try:
+        os.chmod(planted, 0o777)
+        os.chown(planted, mallory.uid, mallory.gid)
+        for code, argv in ((2, ("pull", busybox_image)), (2, ("volume", "create", "v")),
+                           (125, ("run", "--rm", busybox_image, "true"))):  # run: Docker's 125
+            proc = alice("--root", planted, *argv)
+            assert proc.returncode == code, (argv, proc.stderr)
+            assert proc.stderr.splitlines() == [f"stockade: error: store root {planted} belongs to uid "
+                                                f"{mallory.uid}, not to you: use a directory of your own (--root)"]
+        # Nothing of the store; the gate's cache (read only from files this user wrote) may be there.
+        assert [p.name for p in planted.iterdir()] in ([], ["cache"])
+    finally:
+        shutil.rmtree(planted)
+
+
 def test_a_second_user_cannot_read_run_arguments_from_the_monitor(alice: RootlessUser, mallory: RootlessUser,
                                                                   busybox_image: str) -> None:
     """A detached container's monitor is a fork of ``run``: its command line (world-readable in
