@@ -49,8 +49,11 @@ def _candidates(view: Any, params: Mapping[str, Any]) -> tuple[list[FileInfo], l
 
 @implements("file_mode")
 def file_mode(view: Any, _target: Any, params: Mapping[str, Any]) -> Verdict:
-    """Each covered file is owned by root (or the rootless user) and has no bit outside ``max_mode``."""
-    allowed = int(params["max_mode"], 8)
+    """Each covered file is owned by root (or the rootless user) and has no bit outside ``max_mode``
+    (``rootless_max_mode`` for a rootless engine, where what others may merely read or traverse is
+    already too much: a rootless store root is 0700, as podman's)."""
+    allowed = int(params.get("rootless_max_mode", params["max_mode"]) if view.paths.rootless
+                  else params["max_mode"], 8)
     files, searched = _candidates(view, params)
     if not files:
         raise Skip(f"no {params['what']} found (looked at {', '.join(searched) or 'nothing'})")
