@@ -34,6 +34,9 @@ from engine.registry.tls import SYSTEM_CERTS_DIRS, HostSecurity, host_security
 from engine.registry.transport import CONNECTION_ERRORS, HTTPTransport, Response, Transport
 
 MAX_TAG_PAGES = 1000
+# A tag list or referrers listing may span pages, but not grow without bound: a hostile registry
+# chaining 1000 pages of 4 MiB made the trust check parse and hold gigabytes.
+LISTING_DOCUMENTS = 4
 Progress = Callable[[int], None]
 
 
@@ -423,6 +426,7 @@ class RegistryClient:
         a status in ``absent`` yields None once (the API or repository is not there)."""
         session = self.session(ref.registry)
         url: str | None = path
+        budget = LISTING_DOCUMENTS * self.max_document  # bytes over all pages: each is parsed and kept
         for _ in range(MAX_TAG_PAGES):
             if url is None:
                 return
@@ -434,7 +438,13 @@ class RegistryClient:
             if resp.status != 200:
                 raise session.fail(resp, what)
             link = resp.header("Link")
-            yield read_bounded(resp, self.max_document, what)
+            body = read_bounded(resp, self.max_document, what)
+            budget -= len(body)
+            if budget < 0:
+                raise VerificationError(f"{what}: its pages add up to more than {LISTING_DOCUMENTS} "
+                                        f"times the {self.max_document}-byte limit "
+                                        "(unpack.max_manifest_size)")
+            yield body
             url = _next_link(link, session.url("/"))
         raise RegistryError(f"{what}: more than {MAX_TAG_PAGES} pages")
 
