@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import tarfile
 
 import pytest
 
 from engine.config import Paths
 from engine.registry import mediatypes as mt
+from engine.registry.errors import VerificationError
+from engine.registry.platform import Platform
 from engine.store import Store, StoreError
 from engine.store.archive import load
 from engine.store.layout import UnsupportedDigestError
@@ -75,3 +78,31 @@ def test_load_of_a_sha512_blob_member_is_refused(paths: Paths) -> None:
         load(store, io.BytesIO(out.getvalue()), what="evil.tar")
     assert not [p for p in paths.root.rglob("*") if p.is_file() and "locks" not in p.parts]
     assert_consistent(store)
+
+
+def _index(entries: list[tuple[bytes, str]]) -> bytes:
+    return json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": media_type, "digest": digest_of(raw), "size": len(raw),
+         "platform": {"os": "linux", "architecture": Platform.host().architecture}}
+        for raw, media_type in entries]}).encode()
+
+
+@pytest.mark.parametrize("case", ["index in an index", "entry type lies"])
+def test_index_entries_that_are_not_what_they_say(seeded: Store, make_client: Make, hostile: Hostile,
+                                                  case: str) -> None:
+    """An index must lead to an image manifest of the type it declares, in one step: an index
+    nested in the chosen entry, or an entry whose media type lies, is refused, store unchanged."""
+    parts = make_image(arch=Platform.host().architecture)
+    hostile.image("evil/app", "inner", parts.config, list(parts.layers))
+    if case == "index in an index":
+        inner = _index([(parts.manifest, mt.OCI_MANIFEST)])
+        outer = _index([(inner, mt.OCI_INDEX)])
+        hostile.manifest("evil/app", digest_of(inner), inner, mt.OCI_INDEX)
+        message = rf"entry {digest_of(inner)} is itself an index"
+    else:
+        outer = _index([(parts.manifest, mt.DOCKER_MANIFEST)])
+        message = re.escape(f"entry {parts.digest} declares {mt.DOCKER_MANIFEST} but the manifest is "
+                            f"{mt.OCI_MANIFEST}")
+    hostile.manifest("evil/app", "latest", outer, mt.OCI_INDEX)
+    refused(seeded, make_client(), f"{hostile.host}/evil/app", VerificationError, message)
+    assert not [s for s in hostile.seen if s.path.startswith("/v2/evil/app/blobs/")]
