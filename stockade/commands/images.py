@@ -115,6 +115,25 @@ def _short(digest: str, no_trunc: bool = False) -> str:
     return digest if no_trunc else digest.partition(":")[2][:12]
 
 
+def _shown(value: object) -> str:
+    """Text from an image config (a registry's or an archive's words) made safe for a terminal:
+    control characters are printed as escapes (``\\x1b``), so an escape sequence in ``created`` or
+    ``created_by`` cannot retitle the window, rewrite the screen or set the clipboard."""
+    text = "" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _shown_all(value: Any) -> Any:
+    """:func:`_shown` through a document's strings (keys too), for the text renderers."""
+    if isinstance(value, dict):
+        return {_shown(k): _shown_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown_all(v) for v in value]
+    return _shown(value) if isinstance(value, str) else value
+
+
 def _ago(timestamp: str | None) -> str:
     """``3 days ago`` from an RFC 3339 time, as ``docker images`` prints CREATED."""
     if not timestamp:
@@ -122,7 +141,7 @@ def _ago(timestamp: str | None) -> str:
     try:
         then = calendar.timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))  # UTC
     except ValueError:
-        return timestamp
+        return _shown(timestamp)
     seconds = max(0, time.time() - then)
     for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400),
                        ("day", 86400), ("hour", 3600), ("minute", 60)):
@@ -277,7 +296,8 @@ def print_inspected(ctx: Context, docs: list[dict[str, Any]]) -> None:
         print_json(docs)
         return
     for doc in docs:
-        print_mapping({k: v for k, v in doc.items() if not isinstance(v, (dict, list)) or k == "Config"})
+        print_mapping(_shown_all({k: v for k, v in doc.items() if not isinstance(v, (dict, list))
+                                  or k == "Config"}))
 
 
 def cmd_image_inspect(ctx: Context) -> int:
@@ -299,12 +319,12 @@ def cmd_history(ctx: Context) -> int:
         return 0
 
     def created_by(row: dict[str, Any]) -> str:
-        text = str(row["created_by"] or "")
+        text = _shown(row["created_by"] or "")
         return text if args.no_trunc or len(text) <= 45 else text[:44] + "…"
 
     print_table(rows, [("layer", lambda r: _short(r["layer"], args.no_trunc) if r["layer"] else "<missing>"),
                        ("created", lambda r: _ago(r["created"])), ("created by", created_by),
-                       ("size", lambda r: human_size(r["size"])), ("comment", "comment")])
+                       ("size", lambda r: human_size(r["size"])), ("comment", lambda r: _shown(r["comment"]))])
     return 0
 
 

@@ -17,6 +17,7 @@ import tarfile
 import pytest
 
 from engine.config import Paths
+from engine.reference import Reference
 from engine.registry import mediatypes as mt
 from engine.registry.errors import VerificationError
 from engine.registry.platform import Platform
@@ -28,6 +29,7 @@ from tests.engine.registry.fixtures import make_config
 from tests.engine.registry.hostile import Hostile, digest_of
 from tests.engine.registry.oci import Parts, make_image
 from tests.engine.store.helpers import assert_consistent
+from tests.support.cli import stockade
 from tests.engine.store.test_pull import Make, refused, seeded, store  # noqa: F401 - fixtures
 
 
@@ -106,3 +108,30 @@ def test_index_entries_that_are_not_what_they_say(seeded: Store, make_client: Ma
     hostile.manifest("evil/app", "latest", outer, mt.OCI_INDEX)
     refused(seeded, make_client(), f"{hostile.host}/evil/app", VerificationError, message)
     assert not [s for s in hostile.seen if s.path.startswith("/v2/evil/app/blobs/")]
+
+
+ESC = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J"  # OSC 52 (write the clipboard), then clear the screen
+
+
+def test_escape_sequences_in_an_image_config_never_reach_the_terminal(paths: Paths, make_client: Make,
+                                                                    hostile: Hostile) -> None:
+    parts = make_image(config={"Labels": {f"k{ESC}": f"v{ESC}"}, "Env": [f"A={ESC}"]})
+    doc = json.loads(parts.config)
+    doc["created"] = f"yesterday{ESC}"
+    doc["author"] = f"me{ESC}"
+    doc["history"] = [{"created": f"then{ESC}", "created_by": f"RUN x{ESC}", "comment": f"c{ESC}"}]
+    config = json.dumps(doc).encode()
+    manifest = json.loads(parts.manifest)
+    manifest["config"].update(digest=digest_of(config), size=len(config))
+    raw = json.dumps(manifest).encode()
+    hostile.manifest("evil/app", "latest", raw, mt.OCI_MANIFEST)
+    hostile.blob("evil/app", digest_of(config), config)
+    hostile.blob("evil/app", digest_of(parts.layers[0]), parts.layers[0])
+    name = f"{hostile.host}/evil/app:latest"
+    Store(paths, make_config()).pull(Reference.parse(name), make_client())
+    for args in (["images"], ["history", name], ["history", "--no-trunc", name],
+                 ["image", "inspect", "-o", "table", name]):
+        result = stockade(*args, root=paths.root)
+        assert result.returncode == 0, result.stderr
+        assert "\x1b" not in result.stdout and "\x07" not in result.stdout, args
+        assert r"\x1b]52;c;" in result.stdout, args  # shown, escaped
