@@ -28,6 +28,7 @@ from engine.records import MISSING, Field, Record, field, fields
 
 ENV_CONFIG = "STOCKADE_CONFIG"
 SYSTEM_CONFIG_DIR = Path("/etc/stockade")
+USERNS_SHARED = ".userns-auto"  # in a store root: --userns=auto containers need it traversable
 
 
 def is_rootless() -> bool:
@@ -96,24 +97,32 @@ class Paths(Record, frozen=True):
         return cls(root=data, runroot=run, config_dir=config, cache=cache, rootless=rootless)
 
     def make_root(self) -> None:
-        """Create the store's root before anything goes under it. A rootless root is 0700, as podman
-        keeps ``~/.local/share/containers``: any user can read a container's upper directory path
-        (its id) in ``/proc/PID/mountinfo``, so a root others may traverse would let them read its
-        logs, writable layer and volumes. Its containers do not need the traversal: the user's own
-        namespace mounts everything. Root's store stays 0711 (a ``--userns=auto`` container's
-        unprivileged init reaches its files through it). An existing rootless root of this user
-        (made 0711 by an older Stockade) is narrowed; one another user owns (``--root`` naming a
-        directory someone else made, perhaps first, in /tmp) is refused: its owner could replace
-        layers and records under it."""
-        self.root.mkdir(mode=0o700 if self.rootless else 0o711, parents=True, exist_ok=True)
-        if self.rootless:
-            st = os.stat(self.root)
-            if st.st_uid != os.geteuid():
-                raise ConfigError(f"store root {self.root} belongs to uid {st.st_uid}, not to you: "
-                                  f"use a directory of your own (--root)")
-            if st.st_mode & 0o077:
-                os.chmod(self.root, st.st_mode & 0o700)
+        """Create the store's root before anything goes under it, 0700, as podman's and Docker's
+        (``/var/lib/docker`` is 0710). Any user can read a container's upper directory path (its id)
+        in ``/proc/PID/mountinfo``, and layer directories are named by chain ids anyone can compute
+        from a public image: through a root others may traverse, a local user read a container's
+        logs, writable layer and volumes, and ran the setuid binaries of image layers and of what a
+        container wrote as its root (euid 0 in root's store, the user's uid in a rootless one).
+        Containers do not need the traversal: root, or the rootless user's own namespace, mounts
+        their files. The exception is root's ``--userns=auto`` (``share_with_userns``). An existing
+        root made traversable by an older Stockade is narrowed. A rootless root another user owns
+        (``--root`` naming a directory someone else made first, in /tmp) is refused: its owner could
+        replace the layers and records under it."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.stat(self.root)
+        if self.rootless and st.st_uid != os.geteuid():
+            raise ConfigError(f"store root {self.root} belongs to uid {st.st_uid}, not to you: "
+                              f"use a directory of your own (--root)")
+        if st.st_mode & 0o077 and (self.rootless or not (self.root / USERNS_SHARED).exists()):
+            os.chmod(self.root, st.st_mode & 0o700)
 
+    def share_with_userns(self) -> None:
+        """Let root's ``--userns=auto`` containers reach the store: their init, an unprivileged host
+        uid, mounts their root from it, so the root must be traversable by others (0711, which then
+        exposes what ``make_root`` describes to every local user; a marker keeps it so)."""
+        (self.root / USERNS_SHARED).touch(mode=0o600)
+        if os.stat(self.root).st_mode & 0o011 != 0o011:
+            os.chmod(self.root, 0o711)  # nosec B103 # a directory: traversal for the userns, no listing
 
 # --- configuration schema -------------------------------------------------------------------------
 # Each section is a frozen record (engine.records); a field's metadata "kind" selects a parser for values that are

@@ -82,6 +82,8 @@ def container_cgroup(paths: Paths, spec: Spec, cid: str) -> Cgroup | None:
 
 def _start(paths: Paths, store: ContainerStore, cid: str, spec: Spec, stdio: Stdio,
            winsize_from: int | None = None) -> Held:
+    if spec.uid_mappings and not paths.rootless:
+        paths.share_with_userns()  # --userns=auto: the init mounts from the store as an unprivileged uid
     cgroup = container_cgroup(paths, spec, cid)
     if cgroup is not None:
         cgroup.create()

@@ -8,6 +8,7 @@ a HOME for the filesystem case.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -100,6 +101,43 @@ def test_a_store_root_another_user_made_is_refused(alice: RootlessUser, mallory:
         assert [p.name for p in planted.iterdir()] in ([], ["cache"])
     finally:
         shutil.rmtree(planted)
+
+
+def _setuid_image(directory: Path) -> Path:
+    """A rootfs tarball whose /bin/id is setuid, owned by root (as su, mount, pkexec are in images)."""
+    import tarfile
+
+    tarball = directory / "setuid.tar"
+    with tarfile.open(tarball, "w") as tar:
+        folder = tarfile.TarInfo("bin")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        program = Path("/usr/bin/id").read_bytes()
+        entry = tarfile.TarInfo("bin/id")
+        entry.size, entry.mode, entry.uid, entry.gid = len(program), 0o4755, 0, 0
+        tar.addfile(entry, io.BytesIO(program))
+    os.chmod(tarball, 0o644)
+    return tarball
+
+
+def test_root_store_hides_setuid_layer_files_from_other_users(mallory: RootlessUser) -> None:
+    """Layer directories are named by chain ids anyone can compute for a public image: through root's
+    store root (0711), a local user ran an image's setuid-root binary from the host, with euid 0. The
+    root is 0700 now, as /var/lib/docker is 0710."""
+    base = Path(tempfile.mkdtemp(prefix="stk-rootstore-"))
+    os.chmod(base, 0o755)
+    try:
+        store = base / "store"
+        env = {**os.environ, "STOCKADE_CONFIG": "/dev/null"}
+        subprocess.run([sys.executable, "-m", "stockade", "--root", str(store), "import",  # nosec B603
+                        str(_setuid_image(base)), "setuid:1"], check=True, capture_output=True, env=env)
+        [program] = list((store / "layers/sha256").glob("*/diff/bin/id"))
+        assert program.stat().st_mode & stat.S_ISUID and program.stat().st_uid == 0
+        with pytest.raises(PermissionError):  # before: it ran, printing 0
+            _as(mallory, str(program), "-u")
+        assert stat.S_IMODE(store.stat().st_mode) == 0o700
+    finally:
+        shutil.rmtree(base)
 
 
 def test_a_second_user_cannot_read_run_arguments_from_the_monitor(alice: RootlessUser, mallory: RootlessUser,
