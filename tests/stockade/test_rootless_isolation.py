@@ -1,5 +1,6 @@
-"""A rootless user's Stockade, seen the way podman-rootless users rely on it: private to that user,
-honest about what it cannot enforce, and clear when the home filesystem cannot hold overlays.
+"""A rootless user's Stockade, seen the way podman-rootless users rely on it: private to that user
+(and root's store private to root), honest about what it cannot enforce, and clear when the home
+filesystem cannot hold overlays.
 
 Real parts only: users made here with useradd (their /etc/subuid ranges from useradd), the real CLI
 run as them, the busybox test image from the session's loopback registry, a real overlayfs mount as
