@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from engine.errors import StockadeError
 from engine.registry import mediatypes as mt
-from engine.registry.errors import UnsupportedMediaTypeError, VerificationError
+from engine.registry.errors import UnsupportedMediaTypeError, VerificationError, printable
 from engine.registry.platform import Platform
 from engine.reference import validate_digest
 
@@ -144,7 +144,8 @@ def detect_media_type(doc: Mapping[str, Any], declared: str | None, where: str) 
     if header in (None, "application/json", "text/plain", "application/octet-stream"):
         header = None
     if header and body_type and header != body_type:
-        raise _fail(where, f"the registry says {header} but the manifest says {body_type}")
+        raise _fail(where, f"the registry says {printable(header)} but the manifest says "
+                           f"{printable(body_type)}")
     chosen = header or body_type
     if chosen is None:
         if "manifests" in doc:

@@ -27,7 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 from engine.registry.auth import Authenticator, CredentialsFor, repository_of
 from engine.registry.errors import (AuthError, ManifestUnknownError, RegistryError, TLSError,
-                                    VerificationError)
+                                    VerificationError, printable)
 from engine.registry.tls import HostSecurity, load_system_cas
 from engine.registry.transport import CONNECTION_ERRORS, Response, Transport
 
@@ -119,11 +119,11 @@ def _error_detail(resp: Response) -> str:
         parts = [f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors
                  if isinstance(e, dict)]
         if parts:
-            return "; ".join(parts)[:300]
-    except (ValueError, AttributeError):
+            return printable("; ".join(parts)[:300])
+    except (ValueError, AttributeError, TypeError):  # not JSON, not an object, errors not a list
         pass
     text = body.decode("utf-8", errors="replace").strip().splitlines()
-    return text[0][:200] if text else ""
+    return printable(text[0][:200]) if text else ""
 
 
 class Session:

@@ -117,12 +117,10 @@ def _short(digest: str, no_trunc: bool = False) -> str:
 
 def _shown(value: object) -> str:
     """Text from an image config (a registry's or an archive's words) made safe for a terminal:
-    control characters are printed as escapes (``\\x1b``), so an escape sequence in ``created`` or
-    ``created_by`` cannot retitle the window, rewrite the screen or set the clipboard."""
-    text = "" if value is None else str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    an escape sequence in ``created`` or ``created_by`` is shown, not run."""
+    from engine.registry.errors import printable
+
+    return printable("" if value is None else str(value))
 
 
 def _shown_all(value: Any) -> Any:

@@ -89,3 +89,31 @@ def test_malformed_http(make_client: Make, hostile: Hostile, raw: bytes, message
     hostile.on("GET", "/v2/evil/app/manifests/latest", send)
     with pytest.raises(RegistryError, match=message):
         make_client().get_manifest(ref_on(hostile))
+
+
+ESC = "\x1b]0;owned\x07\x1b[2J"
+
+
+@pytest.mark.parametrize("body,shown", [
+    (json.dumps({"errors": [{"code": "DENIED", "message": f"no{ESC}"}]}).encode(), r"DENIED: no\x1b]0;owned\x07"),
+    (f"plain{ESC}".encode(), r"plain\x1b]0;owned\x07"),
+    (json.dumps({"errors": 5}).encode(), '{"errors": 5}'),  # not a list: the body, not a TypeError
+])
+def test_registry_error_text_is_quoted_not_run(make_client: Make, hostile: Hostile, body: bytes,
+                                               shown: str) -> None:
+    hostile.on("GET", "/v2/evil/app/manifests/latest", lambda h: reply(h, 418, body))
+    with pytest.raises(RegistryError) as info:
+        make_client().get_manifest(ref_on(hostile))
+    assert "\x1b" not in str(info.value) and "\x07" not in str(info.value)
+    assert str(info.value).startswith(f"manifest {hostile.host}/evil/app:latest: HTTP 418: ")
+    assert shown in str(info.value)
+
+
+def test_media_type_disagreement_is_quoted_not_run(make_client: Make, hostile: Hostile) -> None:
+    doc = json.loads(make_image().manifest)
+    doc["mediaType"] = f"application/x{ESC}"
+    raw = json.dumps(doc).encode()
+    hostile.manifest("evil/app", "latest", raw, mt.OCI_MANIFEST)
+    with pytest.raises(RegistryError, match=r"but the manifest says application/x\\x1b\]0;owned") as info:
+        make_client().get_manifest(ref_on(hostile))
+    assert "\x1b" not in str(info.value)
