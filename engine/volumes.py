@@ -109,6 +109,9 @@ class Volumes:
                               hint="remove the container first")
         doomed = self.base / f".{name}.removing-{secrets.token_hex(4)}"
         os.rename(self.base / name, doomed)
+        self._delete(doomed, name)
+
+    def _delete(self, doomed: Path, name: str) -> None:
         if self.owner is not None and self.owner.rootless:
             # What a container wrote as its users belongs to the user's subordinate ids (podman
             # unshare's case): a plain rmtree failed on it and left the renamed tree behind.
@@ -121,7 +124,10 @@ class Volumes:
         shutil.rmtree(doomed)
 
     def prune(self, *, in_use: set[str], all_volumes: bool = False) -> list[str]:
-        """Remove unused volumes: anonymous ones, or all of them with ``all_volumes``."""
+        """Remove unused volumes: anonymous ones, or all of them with ``all_volumes``; and what a
+        removal that failed or was killed after its rename left (``.NAME.removing-…``)."""
+        for leftover in self.base.glob(".*.removing-*"):
+            self._delete(leftover, leftover.name)
         removed = []
         for vol in self.list():
             if vol.name in in_use or not (vol.anonymous or all_volumes):

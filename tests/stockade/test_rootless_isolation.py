@@ -178,6 +178,13 @@ def test_volumes_a_container_wrote_are_removed(alice: RootlessUser, busybox_imag
     alice.ok("rm", "-f", "-v", cid)
     assert sorted(os.listdir(volumes)) == []
 
+    # What an interrupted (or, before, a failed) removal left after its rename: prune deletes it.
+    alice.ok("volume", "create", "left")
+    alice.ok("run", "--rm", "-u", "0", "-v", "left:/v", busybox_image, "sh", "-c", write)
+    os.rename(volumes / "left", volumes / ".left.removing-0123abcd")
+    alice.ok("volume", "prune", "-f")
+    assert sorted(os.listdir(volumes)) == []
+
 
 def test_unshare_deletes_what_a_container_user_wrote_into_home(alice: RootlessUser, busybox_image: str) -> None:
     """A container's uid 1000 is a subordinate id on the host: what it writes through
