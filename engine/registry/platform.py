@@ -11,7 +11,7 @@ import platform as _platform
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-from engine.registry.errors import VerificationError
+from engine.registry.errors import VerificationError, printable
 
 if TYPE_CHECKING:
     from engine.registry.manifest import Descriptor
@@ -90,7 +90,7 @@ def select_manifest(entries: Sequence["Descriptor"], wanted: Platform, *, where:
     candidates = [(e, e.platform) for e in entries
                   if e.platform is not None and wanted.matches(e.platform)]
     if not candidates:
-        offered = sorted({str(e.platform) for e in entries
+        offered = sorted({printable(str(e.platform)) for e in entries
                           if e.platform is not None and e.platform.os != "unknown"})
         raise PlatformError(f"{where}: no manifest for platform {wanted} "
                             f"(the index offers: {', '.join(offered) or 'none'})")

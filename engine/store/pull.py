@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from engine.atomicfile import fsync_dir
 from engine.reference import Reference
 from engine.registry.client import RegistryClient
-from engine.registry.errors import VerificationError
+from engine.registry.errors import VerificationError, printable
 from engine.registry.manifest import Descriptor, check_image_manifest
 from engine.registry.platform import Platform, PlatformError
 from engine.registry.streams import CHUNK, ObservedReader, drain
@@ -169,7 +169,7 @@ def pull(store: "Store", client: RegistryClient, ref: Reference, *, platform: Pl
                 raise VerificationError(f"{where}: the manifest lists {len(manifest.layers)} layers but "
                                         f"the config has {len(diffs)} diff_ids")
             if platform is not None and not platform.matches(config_platform(config)):
-                raise PlatformError(f"{where}: the image is for {platform_of(config) or 'no platform'}, "
+                raise PlatformError(f"{where}: the image is for {printable(platform_of(config)) or 'no platform'}, "
                                     f"not {platform}")
             puller = _Puller(store, client, ref, progress)
             puller.layers(manifest.layers, diffs)

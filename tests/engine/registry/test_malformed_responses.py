@@ -17,6 +17,7 @@ from engine.registry import mediatypes as mt
 from engine.registry.client import RegistryClient
 from engine.registry.errors import AuthError, RegistryError
 from engine.registry.manifest import Descriptor
+from engine.registry.platform import PlatformError
 from tests.engine.registry.hostile import Hostile, digest_of, reply
 from tests.engine.registry.oci import make_image
 from tests.engine.registry.test_hostile import ref_on
@@ -116,4 +117,15 @@ def test_media_type_disagreement_is_quoted_not_run(make_client: Make, hostile: H
     hostile.manifest("evil/app", "latest", raw, mt.OCI_MANIFEST)
     with pytest.raises(RegistryError, match=r"but the manifest says application/x\\x1b\]0;owned") as info:
         make_client().get_manifest(ref_on(hostile))
+    assert "\x1b" not in str(info.value)
+
+
+def test_platforms_an_index_offers_are_quoted_not_run(make_client: Make, hostile: Hostile) -> None:
+    parts = make_image()
+    index = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": [
+        {"mediaType": mt.OCI_MANIFEST, "digest": parts.digest, "size": len(parts.manifest),
+         "platform": {"os": "plan9", "architecture": f"x{ESC}"}}]}).encode()
+    hostile.manifest("evil/app", "latest", index, mt.OCI_INDEX)
+    with pytest.raises(PlatformError, match=r"the index offers: plan9/x\\x1b\]0;owned") as info:
+        make_client().resolve(ref_on(hostile))
     assert "\x1b" not in str(info.value)

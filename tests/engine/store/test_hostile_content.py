@@ -20,7 +20,7 @@ from engine.config import Paths
 from engine.reference import Reference
 from engine.registry import mediatypes as mt
 from engine.registry.errors import VerificationError
-from engine.registry.platform import Platform
+from engine.registry.platform import Platform, PlatformError
 from engine.store import Store, StoreError
 from engine.store.archive import load
 from engine.store.layout import UnsupportedDigestError
@@ -135,3 +135,13 @@ def test_escape_sequences_in_an_image_config_never_reach_the_terminal(paths: Pat
         assert result.returncode == 0, result.stderr
         assert "\x1b" not in result.stdout and "\x07" not in result.stdout, args
         assert r"\x1b]52;c;" in result.stdout, args  # shown, escaped
+
+
+def test_a_config_platform_in_an_error_is_quoted_not_run(seeded: Store, make_client: Make,
+                                                         hostile: Hostile) -> None:
+    parts = make_image(arch=f"x{ESC}")
+    hostile.image("evil/app", "latest", parts.config, list(parts.layers))
+    with pytest.raises(PlatformError, match=r"the image is for linux/x\\x1b\]52;c;") as info:
+        seeded.pull(Reference.parse(f"{hostile.host}/evil/app"), make_client(),
+                    platform=Platform.parse("linux/arm64"))
+    assert "\x1b" not in str(info.value)
