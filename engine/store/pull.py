@@ -169,8 +169,8 @@ def pull(store: "Store", client: RegistryClient, ref: Reference, *, platform: Pl
                 raise VerificationError(f"{where}: the manifest lists {len(manifest.layers)} layers but "
                                         f"the config has {len(diffs)} diff_ids")
             if platform is not None and not platform.matches(config_platform(config)):
-                raise PlatformError(f"{where}: the image is for {printable(platform_of(config)) or 'no platform'}, "
-                                    f"not {platform}")
+                found = printable(platform_of(config)) or "no platform"
+                raise PlatformError(f"{where}: the image is for {found}, not {platform}")
             puller = _Puller(store, client, ref, progress)
             puller.layers(manifest.layers, diffs)
             store.blobs.write_bytes(config_raw, manifest.config.digest, lock_held=True, sync_dir=False)
