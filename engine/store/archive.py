@@ -275,7 +275,10 @@ def load(store: "Store", source: BinaryIO, *, what: str = "archive") -> list[Ima
                              "(no index.json or manifest.json)")
         if not images:
             raise StoreError(f"{what} contains no images")
-        return images
+    # Every member was stored as it streamed by; those no loaded image refers to (an archive may
+    # carry anything) go now, not at the next rmi or prune.
+    store.gc(blocking=False)
+    return images
 
 
 def selection_names(image: Image, requested: str) -> Iterable[str]:

@@ -13,6 +13,7 @@ import io
 import json
 import re
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -22,9 +23,10 @@ from engine.registry import mediatypes as mt
 from engine.registry.errors import VerificationError
 from engine.registry.platform import Platform, PlatformError
 from engine.store import Store, StoreError
-from engine.store.archive import load
+from engine.store.archive import load, save
+from engine.store.importer import import_rootfs
 from engine.store.layout import UnsupportedDigestError
-from tests.engine.layers.builders import file
+from tests.engine.layers.builders import file, tar_bytes
 from tests.engine.registry.fixtures import make_config
 from tests.engine.registry.hostile import Hostile, digest_of
 from tests.engine.registry.oci import Parts, make_image
@@ -145,3 +147,30 @@ def test_a_config_platform_in_an_error_is_quoted_not_run(seeded: Store, make_cli
         seeded.pull(Reference.parse(f"{hostile.host}/evil/app"), make_client(),
                     platform=Platform.parse("linux/arm64"))
     assert "\x1b" not in str(info.value)
+
+
+def test_archive_members_no_image_needs_are_not_kept(paths: Paths, tmp_path: Path) -> None:
+    store = Store(paths, make_config())
+    image = import_rootfs(store, io.BytesIO(tar_bytes([file("hello", b"hi\n")])),
+                          name=Reference.parse("local/app:v1"))
+    saved = io.BytesIO()
+    save(store, [(image, ["docker.io/local/app:v1"])], saved)
+    junk = [(f"junk/{i}", bytes([i]) * 4096) for i in range(20)] + \
+        [(f"blobs/sha256/{digest_of(b'spare' * i)[7:]}", b"spare" * i) for i in range(1, 20)]
+    with tarfile.open(fileobj=io.BytesIO(saved.getvalue())) as tar, \
+            tarfile.open(tmp_path / "padded.tar", "w") as out:
+        for member in tar:
+            out.addfile(member, tar.extractfile(member))
+        for name, data in junk:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    other = Store(Paths.default(root=tmp_path / "other"), make_config())
+    with open(tmp_path / "padded.tar", "rb") as f:
+        [loaded] = load(other, f, what="padded.tar")
+    assert loaded.digest == image.digest
+    manifest = other.manifest(loaded)
+    wanted = {loaded.digest, loaded.id, *(layer.digest for layer in manifest.layers)}
+    assert set(other.blobs.digests()) == wanted
+    assert other.gc().blobs == 0
+    assert_consistent(other)
