@@ -20,7 +20,7 @@ from typing import BinaryIO, Callable, Iterator, Sequence
 from urllib.parse import urlencode, urljoin
 
 from engine.config import Config, Paths
-from engine.reference import Reference, validate_digest
+from engine.reference import Reference, ReferenceError, validate_digest
 from engine.registry import mediatypes as mt
 from engine.registry.credentials import Credentials, CredentialStore, default_auth_file
 from engine.registry.digest import DigestVerifier, compute
@@ -242,7 +242,7 @@ class RegistryClient:
         declared_type = resp.header("Content-Type")
         claimed = resp.header("Docker-Content-Digest")
         raw = read_bounded(resp, self.max_document, what)
-        expected = ref.digest or (validate_digest(claimed.strip()) if claimed else None)
+        expected = ref.digest or (_claimed_digest(claimed, what) if claimed else None)
         digest = compute(raw, (expected or "sha256").partition(":")[0])
         if expected and digest != expected:
             source = "the digest asked for" if ref.digest else "the digest the registry claims"
@@ -285,7 +285,7 @@ class RegistryClient:
         if not digest or not media_type or not (length.isascii() and length.isdigit()):
             return None
         return Descriptor(media_type=media_type.split(";")[0].strip(),
-                          digest=validate_digest(digest.strip()), size=int(length))
+                          digest=_claimed_digest(digest, f"manifest {ref}"), size=int(length))
 
     def put_manifest(self, ref: Reference, raw: bytes, media_type: str) -> str:
         """Store ``raw`` under ``ref``'s tag (or digest); return its digest, as the registry confirms."""
@@ -478,6 +478,15 @@ class RegistryClient:
         if artifact_type:
             manifests = [m for m in manifests if m.artifact_type == artifact_type]
         return ImageIndex(media_type=mt.OCI_INDEX, manifests=tuple(manifests))
+
+
+def _claimed_digest(header: str, what: str) -> str:
+    """The digest a ``Docker-Content-Digest`` header claims, which must be well-formed: a malformed
+    one (upper-case hex, an unknown algorithm) is the registry's error, reported as such."""
+    try:
+        return validate_digest(header.strip(), what="Docker-Content-Digest", context=" from the registry")
+    except ReferenceError as exc:
+        raise VerificationError(f"{what}: {exc}") from None
 
 
 def _observed(opener: Callable[[], BinaryIO], progress: Progress | None) -> Callable[[], BinaryIO]:

@@ -8,6 +8,7 @@ those used to escape as an internal error. Here each is sent for real by the imp
 from __future__ import annotations
 
 import json
+import re
 from http.server import BaseHTTPRequestHandler
 from typing import Callable
 
@@ -15,7 +16,7 @@ import pytest
 
 from engine.registry import mediatypes as mt
 from engine.registry.client import RegistryClient
-from engine.registry.errors import AuthError, RegistryError
+from engine.registry.errors import AuthError, RegistryError, VerificationError
 from engine.registry.manifest import Descriptor
 from engine.registry.platform import PlatformError
 from tests.engine.registry.hostile import Hostile, digest_of, reply
@@ -129,3 +130,18 @@ def test_platforms_an_index_offers_are_quoted_not_run(make_client: Make, hostile
     with pytest.raises(PlatformError, match=r"the index offers: plan9/x\\x1b\]0;owned") as info:
         make_client().resolve(ref_on(hostile))
     assert "\x1b" not in str(info.value)
+
+
+@pytest.mark.parametrize("claimed,reason", [
+    ("sha256:" + "A" * 64, "the encoded part must be lower-case hex"),
+    ("md5:" + "a" * 32, r"unsupported algorithm 'md5' \(supported: sha256, sha512\)"),
+    ("sha256:abc", "sha256 needs 64 hex digits, got 3"),
+])
+def test_malformed_docker_content_digest_is_the_registrys_error(make_client: Make, hostile: Hostile,
+                                                                claimed: str, reason: str) -> None:
+    hostile.manifest("evil/app", "latest", make_image().manifest, mt.OCI_MANIFEST, claimed=claimed)
+    client = make_client()
+    for call in (client.get_manifest, client.head_manifest):
+        with pytest.raises(VerificationError, match=rf"manifest .*evil/app:latest: invalid Docker-Content-Digest "
+                                                    rf"'{re.escape(claimed)}' from the registry: {reason}"):
+            call(ref_on(hostile))
