@@ -174,3 +174,20 @@ def test_archive_members_no_image_needs_are_not_kept(paths: Paths, tmp_path: Pat
     assert set(other.blobs.digests()) == wanted
     assert other.gc().blobs == 0
     assert_consistent(other)
+
+
+@pytest.mark.parametrize("which,size,message", [
+    ("layer", 2 ** 63, r"announces \d+ bytes, its descriptor declares 9223372036854775808 \(size lie\)"),
+    ("config", 2 ** 63, r"declares 9223372036854775808 bytes, more than the \d+-byte limit for documents"),
+    ("layer", -1, r"layers\[0\]: descriptor size must be a non-negative integer, got -1"),
+    ("config", 1.5, r"config: descriptor size must be a non-negative integer, got 1.5"),
+])
+def test_descriptor_sizes_out_of_range(seeded: Store, make_client: Make, hostile: Hostile, which: str,
+                                       size: object, message: str) -> None:
+    """Checked: already refused, store unchanged (a size the brief asked about: -1, 2**63, a float)."""
+    parts = make_image()
+    hostile.image("evil/app", "x", parts.config, list(parts.layers))
+    doc = json.loads(parts.manifest)
+    (doc["layers"][0] if which == "layer" else doc["config"])["size"] = size
+    hostile.manifest("evil/app", "latest", json.dumps(doc).encode(), mt.OCI_MANIFEST)
+    refused(seeded, make_client(), f"{hostile.host}/evil/app", VerificationError, message)
