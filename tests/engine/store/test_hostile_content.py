@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import Paths
+from engine.layers import LayerError
 from engine.reference import Reference
 from engine.registry import mediatypes as mt
 from engine.registry.errors import VerificationError
@@ -191,3 +192,13 @@ def test_descriptor_sizes_out_of_range(seeded: Store, make_client: Make, hostile
     (doc["layers"][0] if which == "layer" else doc["config"])["size"] = size
     hostile.manifest("evil/app", "latest", json.dumps(doc).encode(), mt.OCI_MANIFEST)
     refused(seeded, make_client(), f"{hostile.host}/evil/app", VerificationError, message)
+
+
+@pytest.mark.parametrize("declared", [mt.OCI_LAYER_ZSTD, mt.OCI_LAYER])
+def test_gzip_layer_under_another_compression_type(seeded: Store, make_client: Make, hostile: Hostile,
+                                                   declared: str) -> None:
+    """Checked: the unpacker refuses a blob whose bytes disagree with its media type, and the pull
+    leaves the store unchanged (the blob's digest and the config's diff_id are both honest)."""
+    parts = make_image()
+    hostile.image("evil/app", "latest", parts.config, list(parts.layers), layer_type=declared)
+    refused(seeded, make_client(), f"{hostile.host}/evil/app", LayerError, "not zstd|gzip")
