@@ -135,7 +135,11 @@ def _run_helper(name: str, registry: str) -> Credentials | None:
     """``docker-credential-NAME get``: stdin the server, stdout {"Username", "Secret"}."""
     if not name.replace("-", "").replace("_", "").isalnum():
         raise AuthError(f"credential helper name {name!r} is malformed")
-    program = shutil.which(f"docker-credential-{name}")
+    # Absolute PATH entries only: an empty entry or "." would run a helper planted in whatever
+    # directory the command is run from (Go's exec.LookPath refuses those too, since Go 1.19).
+    search = os.pathsep.join(d for d in os.environ.get("PATH", os.defpath).split(os.pathsep)
+                             if os.path.isabs(d))
+    program = shutil.which(f"docker-credential-{name}", path=search)
     if program is None:
         raise AuthError(f"credential helper docker-credential-{name} (from {docker_config_path()}) "
                         "is not installed")

@@ -138,3 +138,19 @@ def test_a_credential_helper_that_hangs_is_one_error(tmp_path: Path, monkeypatch
     with pytest.raises(AuthError, match="credential helper docker-credential-stuck did not answer for "
                                         r"reg\.example within 1 s"):
         CredentialStore(tmp_path / "auth.json", config).get("reg.example")
+
+
+@pytest.mark.parametrize("relative", [".", ""])
+def test_a_helper_in_the_current_directory_is_never_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        relative: str) -> None:
+    """PATH with "." or an empty entry (``/usr/bin:``) names the current directory: a helper
+    planted in a directory someone runs stockade from must not run."""
+    planted = tmp_path / "checkout"
+    _helper(planted, "desktop", 'touch ran; echo \'{"Username": "u", "Secret": "s"}\'\n')
+    monkeypatch.chdir(planted)
+    monkeypatch.setenv("PATH", f"{relative}:/usr/bin:/bin" if relative else "/usr/bin:/bin:")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"credsStore": "desktop"}))
+    with pytest.raises(AuthError, match="docker-credential-desktop .* is not installed"):
+        CredentialStore(tmp_path / "auth.json", config).get("reg.example")
+    assert not (planted / "ran").exists()
