@@ -300,12 +300,100 @@ class Resources:
                                    value, f"<= {limit}", f"lower {flags[name]} to at most {limit}"))
 
 
+# ------------------------------------------------------------- Kubernetes-only (Pod Security "baseline")
+# ``stockade run`` sets none of these fields: its documents leave them empty and always pass. As in
+# Pod Security admission, an unset value passes each of them; only what a manifest sets is judged.
+
+@dataclass(frozen=True, slots=True)
+class NoHostPorts:
+    rule: ClassVar[str] = "runtime.hostPorts"
+
+    def check(self, s: Subject, out: list[Finding]) -> None:
+        for i, port in enumerate(s.container.ports):
+            if port.host_port:  # 0 is "no host port", as the API server reads it
+                out.append(Finding(self.rule, f"container.ports[{i}].hostPort", "binding a port of the node is not "
+                                   "allowed", port.host_port, "unset or 0",
+                                   "remove hostPort; reach the pod through a Service (a NodePort or LoadBalancer "
+                                   "one from outside the cluster)"))
+
+
+@dataclass(frozen=True, slots=True)
+class NoHostProcess:
+    rule: ClassVar[str] = "runtime.hostProcess"
+
+    def check(self, s: Subject, out: list[Finding]) -> None:
+        if s.container.host_process is True:
+            out.append(Finding(self.rule, "container.hostProcess", "Windows HostProcess containers are not allowed "
+                               "(they run on the node, as its administrator)", True, "unset or false",
+                               "remove securityContext.windowsOptions.hostProcess (pod and container)"))
+
+
+@dataclass(frozen=True, slots=True)
+class Sysctls:
+    rule: ClassVar[str] = "runtime.sysctls"
+    allowed: tuple[str, ...]
+
+    def check(self, s: Subject, out: list[Finding]) -> None:
+        for i, name in enumerate(s.container.sysctls):
+            if name not in self.allowed:
+                out.append(Finding(self.rule, f"container.sysctls[{i}].name", "the sysctl is not one of the "
+                                   "allowed ones (namespaced and isolated from other pods)", name, list(self.allowed),
+                                   f"remove {name} from spec.securityContext.sysctls, or set it on the node"))
+
+
+@dataclass(frozen=True, slots=True)
+class AppArmor:
+    rule: ClassVar[str] = "runtime.appArmor"
+    allowed: tuple[str, ...]
+
+    def check(self, s: Subject, out: list[Finding]) -> None:
+        for i, profile in enumerate(s.container.app_armor):
+            if profile.type is not None and profile.type not in self.allowed:
+                out.append(Finding(self.rule, f"container.appArmor[{i}].type", "the AppArmor profile is not allowed",
+                                   profile.type, list(self.allowed),
+                                   "use appArmorProfile.type RuntimeDefault or Localhost (annotation values "
+                                   "runtime/default or localhost/NAME), or leave it unset"))
+
+
+@dataclass(frozen=True, slots=True)
+class SELinux:
+    rule: ClassVar[str] = "runtime.seLinux"
+    types: tuple[str, ...] | None
+    user: bool
+    role: bool
+
+    def check(self, s: Subject, out: list[Finding]) -> None:
+        for i, options in enumerate(s.container.se_linux):
+            path = f"container.seLinux[{i}]"
+            if self.types is not None and options.type and options.type not in self.types:
+                out.append(Finding(self.rule, f"{path}.type", "the SELinux type is not allowed", options.type,
+                                   ["unset", *self.types], "remove seLinuxOptions.type or use container_t"))
+            for allowed, key, value in ((self.user, "user", options.user), (self.role, "role", options.role)):
+                if not allowed and value:
+                    out.append(Finding(self.rule, f"{path}.{key}", f"setting the SELinux {key} is not allowed",
+                                       value, "unset", f"remove seLinuxOptions.{key}"))
+
+
+@dataclass(frozen=True, slots=True)
+class ProcMount:
+    rule: ClassVar[str] = "runtime.procMount"
+    allowed: tuple[str, ...]
+
+    def check(self, s: Subject, out: list[Finding]) -> None:
+        value = s.container.proc_mount
+        if value is not None and value not in self.allowed:
+            out.append(Finding(self.rule, "container.procMount", "this /proc mount type is not allowed (Unmasked "
+                               "exposes the paths the runtime masks)", value, ["unset", *self.allowed],
+                               "remove securityContext.procMount (or set Default)"))
+
+
 # ----------------------------------------------------------------------------------------- build
 
 IMAGE_RULES = (AllowedRegistries.rule, AllowedRepositories.rule, RequireDigest.rule, ForbidLatest.rule)
 RUNTIME_RULES = (RunAsNonRoot.rule, MinimumUid.rule, ReadOnlyRoot.rule, NoPrivileged.rule,
                  NoPrivilegeEscalation.rule, HostNamespaces.rule, CapabilitiesDrop.rule, CapabilitiesAdd.rule,
-                 Seccomp.rule, Mounts.rule, Resources.rule)
+                 Seccomp.rule, Mounts.rule, Resources.rule, NoHostPorts.rule, NoHostProcess.rule, Sysctls.rule,
+                 AppArmor.rule, SELinux.rule, ProcMount.rule)
 
 
 def compile_controls(images: ImagesSpec | None, runtime: RuntimeSpec | None) -> tuple[Control, ...]:
@@ -352,4 +440,23 @@ def runtime_controls(r: RuntimeSpec | None) -> tuple[Control, ...]:
         out.append(Mounts(r.mounts.tmpfs, r.mounts.bind, r.mounts.volumes))
     if r.resources is not None and (r.resources.required or r.resources.max):
         out.append(Resources(r.resources))
+    return tuple(out) + _pod_security_controls(r)
+
+
+def _pod_security_controls(r: RuntimeSpec) -> tuple[Control, ...]:
+    """The controls of the Kubernetes-only settings (Pod Security "baseline" judges them)."""
+    out: list[Control] = []
+    if r.host_ports is False:
+        out.append(NoHostPorts())
+    if r.host_process is False:
+        out.append(NoHostProcess())
+    if r.sysctls is not None and r.sysctls.allowed is not None:
+        out.append(Sysctls(r.sysctls.allowed))
+    if r.app_armor is not None and r.app_armor.allowed is not None:
+        out.append(AppArmor(tuple(a.value for a in r.app_armor.allowed)))
+    se = r.se_linux
+    if se is not None and (se.allowed_types, se.user, se.role) != (None, None, None):
+        out.append(SELinux(se.allowed_types, se.user is not False, se.role is not False))
+    if r.proc_mount is not None and r.proc_mount.allowed is not None:
+        out.append(ProcMount(tuple(p.value for p in r.proc_mount.allowed)))
     return tuple(out)

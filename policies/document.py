@@ -78,6 +78,26 @@ class Mount:
 
 
 @dataclass(frozen=True, slots=True)
+class Port:
+    container_port: int | None
+    host_port: int | None
+    protocol: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AppArmorFact:
+    type: str | None           # RuntimeDefault, Localhost, Unconfined, or a legacy annotation's other value
+    profile: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SELinuxFact:
+    type: str | None
+    user: str | None
+    role: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ContainerFacts:
     uid: int | None
     gid: int | None
@@ -97,6 +117,13 @@ class ContainerFacts:
     memory: int | None
     cpus: float | None
     pids: int | None
+    # Kubernetes-only (empty or None from ``stockade run``): what Pod Security "baseline" judges.
+    ports: tuple[Port, ...] = ()
+    sysctls: tuple[str, ...] = ()
+    app_armor: tuple[AppArmorFact, ...] = ()
+    se_linux: tuple[SELinuxFact, ...] = ()
+    proc_mount: str | None = None
+    host_process: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +273,21 @@ def _container(raw: Mapping[str, Any], image: ImageFacts) -> ContainerFacts:
                             _opt(m.get("readOnly"), bool, f"{p}.readOnly") is True,
                             _opt(m.get("kind"), str, f"{p}.kind")))
     res = _map(raw.get("resources"), "container.resources")
+    ports = tuple(Port(_opt(p.get("containerPort"), int, f"{path}.containerPort"),
+                       _opt(p.get("hostPort"), int, f"{path}.hostPort"),
+                       _opt(p.get("protocol"), str, f"{path}.protocol"))
+                  for path, p in _objects(raw.get("ports"), "container.ports"))
+    sysctls = []
+    for path, sysctl in _objects(raw.get("sysctls"), "container.sysctls"):
+        name = sysctl.get("name")
+        if not isinstance(name, str):
+            raise InputDocumentError(f"{path}.name", "required: the sysctl's name")
+        sysctls.append(name)
+    app_armor = tuple(AppArmorFact(_opt(a.get("type"), str, f"{path}.type"),
+                                   _opt(a.get("profile"), str, f"{path}.profile"))
+                      for path, a in _objects(raw.get("appArmor"), "container.appArmor"))
+    se_linux = tuple(SELinuxFact(*(_opt(o.get(k), str, f"{path}.{k}") for k in ("type", "user", "role")))
+                     for path, o in _objects(raw.get("seLinux"), "container.seLinux"))
     return ContainerFacts(
         uid, gid, name, user_given,
         _opt(raw.get("runAsNonRoot"), bool, "container.runAsNonRoot"),
@@ -257,7 +299,9 @@ def _container(raw: Mapping[str, Any], image: ImageFacts) -> ContainerFacts:
         s_type, s_profile, s_sha, namespaces, tuple(mounts),
         _opt(res.get("memory"), int, "container.resources.memory"),
         _opt(res.get("cpus"), (int, float), "container.resources.cpus"),
-        _opt(res.get("pids"), int, "container.resources.pids"))
+        _opt(res.get("pids"), int, "container.resources.pids"),
+        ports, tuple(sysctls), app_armor, se_linux, _opt(raw.get("procMount"), str, "container.procMount"),
+        _opt(raw.get("hostProcess"), bool, "container.hostProcess"))
 
 
 def parse(document: Mapping[str, Any]) -> Subject:

@@ -44,6 +44,7 @@ POD_SPEC_PATHS: dict[str, Path] = {
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 _CAPABILITY = re.compile(r"^[A-Z][A-Z0-9_]*\Z")
 _INHERITED = ("runAsUser", "runAsGroup", "runAsNonRoot", "seccompProfile")
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(?:([eE]\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m))?$")
 _FACTORS = {None: 1, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
             "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "m": 10**-3}
@@ -93,6 +94,23 @@ def _dropped(name: str) -> str | None:
     do) would otherwise read them as dropped. An added name needs no such care: whatever it
     normalises to is judged against the allowlist."""
     return name if _CAPABILITY.match(name) and not name.startswith("CAP_") else None
+
+
+def _annotation_profile(value: str) -> dict[str, Any]:
+    """A legacy AppArmor annotation's value as the field would say it: ``runtime/default``,
+    ``localhost/NAME`` and ``unconfined`` map to their types; any other value (nothing the kubelet
+    runs) stays as written, so no allowlist of types accepts it. An empty value is unset."""
+    if value == "runtime/default":
+        return {"type": "RuntimeDefault", "profile": None}
+    if value.startswith("localhost/"):
+        return {"type": "Localhost", "profile": value[len("localhost/"):]}
+    if value == "unconfined":
+        return {"type": "Unconfined", "profile": None}
+    return {"type": value or None, "profile": None}
+
+
+def _list_or_empty(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _strings(doc: Document, path: Path, value: Any) -> list[str]:
@@ -181,7 +199,80 @@ class _Container:
             self.where[f"container.namespaces.{ns}"] = (*self.pod_path, key)
         c["mounts"] = list(self._mounts())
         c["resources"] = self._resources()
+        self._pod_security(c)
         return c
+
+    def _pod_security(self, c: dict[str, Any]) -> None:
+        """The settings only Pod Security "baseline" judges: host ports, sysctls (the pod's), AppArmor
+        and SELinux (every setting that applies: the pod's, the container's own and, for AppArmor, the
+        legacy annotation, each judged as PSA judges it, so a pod-level value a container overrides,
+        and that a later ephemeral container would inherit, is refused now), procMount, HostProcess."""
+        c["ports"] = []
+        for n, port in enumerate(self.get(self.path, self.raw, "ports", "a list") or []):
+            path = (*self.path, "ports", n)
+            if not isinstance(port, Mapping):
+                raise self.doc.error(path, f"a port must be a mapping, found {describe(port)}")
+            self.where[f"container.ports[{n}]"] = path
+            c["ports"].append({key: self.get(path, port, key, kind) for key, kind in (
+                ("containerPort", "an integer"), ("hostPort", "an integer"), ("protocol", "a string"))})
+        pod_sc_path = (*self.pod_path, "securityContext")
+        c["sysctls"] = []
+        for n, sysctl in enumerate(self.get(pod_sc_path, self.pod_sc, "sysctls", "a list") or []):
+            path = (*pod_sc_path, "sysctls", n)
+            if not isinstance(sysctl, Mapping):
+                raise self.doc.error(path, f"a sysctl must be a mapping, found {describe(sysctl)}")
+            self.where[f"container.sysctls[{n}]"] = path
+            c["sysctls"].append({"name": self.get(path, sysctl, "name", "a string") or "",
+                                 "value": self.get(path, sysctl, "value", "a string")})
+        own_sc_path = (*self.path, "securityContext")
+        scopes = ((pod_sc_path, self.pod_sc), (own_sc_path, self.own_sc))
+        c["appArmor"] = []
+        for base, sc in scopes:
+            profile = self.get(base, sc, "appArmorProfile", "a mapping")
+            if profile is not None:
+                path = (*base, "appArmorProfile")
+                self.where[f"container.appArmor[{len(c['appArmor'])}]"] = path
+                c["appArmor"].append({"type": self.get(path, profile, "type", "a string"),
+                                      "profile": self.get(path, profile, "localhostProfile", "a string")})
+        for path, value in self._apparmor_annotations():
+            self.where[f"container.appArmor[{len(c['appArmor'])}]"] = path
+            c["appArmor"].append(_annotation_profile(value))
+        c["seLinux"] = []
+        for base, sc in scopes:
+            options = self.get(base, sc, "seLinuxOptions", "a mapping")
+            if options is not None:
+                path = (*base, "seLinuxOptions")
+                self.where[f"container.seLinux[{len(c['seLinux'])}]"] = path
+                c["seLinux"].append({key: self.get(path, options, key, "a string")
+                                     for key in ("type", "user", "role", "level")})
+        c["procMount"] = self.field("container.procMount", "procMount", "a string")
+        c["hostProcess"] = None
+        for base, sc in reversed(scopes):  # the container's own setting wins, as the kubelet reads it
+            windows = self.get(base, sc, "windowsOptions", "a mapping")
+            value = self.get((*base, "windowsOptions"), windows, "hostProcess", "true or false")
+            if value is not None and c["hostProcess"] is not True:
+                c["hostProcess"] = value
+                self.where["container.hostProcess"] = (*base, "windowsOptions", "hostProcess")
+
+    def _apparmor_annotations(self) -> Iterator[tuple[Path, str]]:
+        """The legacy ``container.apparmor.security.beta.kubernetes.io/NAME`` annotations of the pod
+        that name this container, or no container of the pod at all (PSA judges every one)."""
+        meta_path = (*self.pod_path[:-1], "metadata")
+        meta: Any = self.doc.value
+        for depth, key in enumerate(meta_path):
+            meta = self.get(meta_path[:depth], meta, key, "a mapping")
+        annotations = self.get(meta_path, meta, "annotations", "a mapping") or {}
+        names: set[str] | None = None
+        for key in annotations:
+            if isinstance(key, str) and key.startswith(APPARMOR_ANNOTATION):
+                name = key[len(APPARMOR_ANNOTATION):]
+                if names is None:  # a list of the wrong type is reported where the containers are read
+                    names = {c.get("name") for list_name in CONTAINER_LISTS
+                             for c in _list_or_empty(self.pod.get(list_name))
+                             if isinstance(c, Mapping) and isinstance(c.get("name"), str)}
+                if name == self.raw.get("name") or name not in names:
+                    path = (*meta_path, "annotations", key)
+                    yield path, _typed(self.doc, path, annotations[key], "a string") or ""
 
     def _resources(self) -> dict[str, Any]:
         resources = self.get(self.path, self.raw, "resources", "a mapping")

@@ -1,4 +1,4 @@
-"""``stockade policy lint``: beyond loading (which already refuses every error), the risky but valid.
+r"""``stockade policy lint``: beyond loading (which already refuses every error), the risky but valid.
 
 Warnings: expired exceptions (inert), exceptions expiring within 30 days, identity and issuer
 regular expressions that are not anchored at both ends (they are searched, as cosign and
@@ -18,7 +18,8 @@ from policies.typed import Converter
 from policies.yamlsource import load_documents
 
 _STRICT = (("run_as_non_root", "runAsNonRoot", True), ("read_only_root_filesystem", "readOnlyRootFilesystem", True),
-           ("privileged", "privileged", False), ("allow_privilege_escalation", "allowPrivilegeEscalation", False))
+           ("privileged", "privileged", False), ("allow_privilege_escalation", "allowPrivilegeEscalation", False),
+           ("host_ports", "hostPorts", False), ("host_process", "hostProcess", False))
 
 
 def _weakened(own: RuntimeSpec | None, base: RuntimeSpec | None, profile: str) -> list[str]:

@@ -36,6 +36,17 @@ class SeccompType(str, enum.Enum):
     UNCONFINED = "Unconfined"
 
 
+class AppArmorType(str, enum.Enum):
+    RUNTIME_DEFAULT = "RuntimeDefault"
+    LOCALHOST = "Localhost"
+    UNCONFINED = "Unconfined"
+
+
+class ProcMountType(str, enum.Enum):
+    DEFAULT = "Default"
+    UNMASKED = "Unmasked"
+
+
 class TlogMode(str, enum.Enum):
     REQUIRED = "required"
     OPTIONAL = "optional"
@@ -291,6 +302,31 @@ class MountsSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SysctlsSpec:
+    allowed: tuple[str, ...] | None = None   # the only sysctl names a pod may set
+
+
+@dataclass(frozen=True, slots=True)
+class AppArmorSpec:
+    allowed: tuple[AppArmorType, ...] | None = None   # an unset profile always passes (the runtime's default)
+
+
+@dataclass(frozen=True, slots=True)
+class SELinuxSpec:
+    """As Pod Security "baseline": an unset (or empty) type always passes; ``user``/``role`` false
+    forbids setting them."""
+
+    allowed_types: tuple[str, ...] | None = None
+    user: bool | None = None
+    role: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProcMountSpec:
+    allowed: tuple[ProcMountType, ...] | None = None   # an unset procMount is Default
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceValues:
     memory: Bytes | None = None
     cpus: Cpus | None = None
@@ -316,6 +352,13 @@ class RuntimeSpec:
     seccomp: SeccompSpec | None = None
     mounts: MountsSpec | None = None
     resources: ResourcesSpec | None = None
+    # Kubernetes-only settings (Pod Security "baseline"); ``stockade run`` sets none of them.
+    host_ports: bool | None = None            # false: no container port may bind a host port
+    host_process: bool | None = None          # false: no Windows HostProcess container
+    sysctls: SysctlsSpec | None = None
+    app_armor: AppArmorSpec | None = None
+    se_linux: SELinuxSpec | None = None
+    proc_mount: ProcMountSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

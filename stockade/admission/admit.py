@@ -76,8 +76,18 @@ def _annotation(items: list[dict[str, Any]]) -> str:
 
 def pod_spec(obj: Any, kind: str) -> Any:
     """The pod spec (or template spec) of a workload object, None when absent."""
+    return _at(obj, POD_SPEC_PATHS[kind])
+
+
+def pod_annotations(obj: Any, kind: str) -> Any:
+    """The pod's (or template's) annotations, None when absent: the policy judges AppArmor's legacy
+    annotations there, so a change to them alone changes what the pods run."""
+    return _at(obj, (*POD_SPEC_PATHS[kind][:-1], "metadata", "annotations"))
+
+
+def _at(obj: Any, path: tuple[str, ...]) -> Any:
     value = obj
-    for key in POD_SPEC_PATHS[kind]:
+    for key in path:
         if not isinstance(value, dict):
             return None
         value = value.get(key)
@@ -131,7 +141,8 @@ class Admitter:
             return f"subresource {req.resource}/{req.sub_resource} starts no container"
         if req.operation == "UPDATE" and isinstance(req.old_object, dict):
             spec = pod_spec(req.object, req.kind)
-            if isinstance(spec, dict) and spec == pod_spec(req.old_object, req.kind):
+            if isinstance(spec, dict) and spec == pod_spec(req.old_object, req.kind) and \
+                    pod_annotations(req.object, req.kind) == pod_annotations(req.old_object, req.kind):
                 return "UPDATE leaves the pod template unchanged"
         return None
 

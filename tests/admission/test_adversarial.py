@@ -12,6 +12,7 @@ import pytest
 from policies import Policy, builtin_policy, load_policy
 from stockade.admission.service import AdmissionService
 from tests.admission.webhook import compliant_pod_spec, review, workload
+from tests.policies.pod_security import ALLOWED, DENIED, Case
 
 IMAGE = "registry.example.com/org/app:1.0"
 
@@ -79,3 +80,45 @@ def test_subresources_that_change_no_container_stay_unevaluated(restricted: Admi
     pod = workload("Pod", {**compliant_pod_spec(IMAGE), "hostPID": True})
     resp = _answer(restricted, review(pod, operation="UPDATE", old=pod, sub_resource=sub_resource))
     assert resp["allowed"] is True and "starts no container" in resp["auditAnnotations"]["skipped"]
+
+
+@pytest.mark.parametrize("case", DENIED, ids=lambda c: c.name)
+def test_a_pod_pss_baseline_refuses_for_a_kubernetes_only_setting_is_denied(restricted: AdmissionService,
+                                                                           case: Case) -> None:
+    """Host ports, sysctls, AppArmor, SELinux, procMount and HostProcess were not judged: a Pod that
+    Pod Security admission's baseline refuses for one of them alone was admitted under restricted:v1."""
+    resp = _answer(restricted, review(case.pod()))
+    assert resp["allowed"] is False and resp["status"]["code"] == 403
+    assert f"[{case.rule}]" in resp["status"]["message"], resp["status"]["message"]
+    deployment = workload("Deployment", case.pod()["spec"])
+    deployment["spec"]["template"]["metadata"]["annotations"] = case.annotations
+    assert _answer(restricted, review(deployment))["allowed"] is False
+
+
+@pytest.mark.parametrize("case", ALLOWED, ids=lambda c: c.name)
+def test_its_compliant_twin_is_admitted(restricted: AdmissionService, case: Case) -> None:
+    assert _answer(restricted, review(case.pod()))["allowed"] is True
+
+
+def test_restricted_v1_still_admits_them(tmp_path: Path) -> None:
+    """A policy pinned to restricted:v1 keeps meaning what it meant."""
+    service = _service(builtin_policy("restricted:v1"), tmp_path)
+    try:
+        for case in DENIED:
+            assert _answer(service, review(case.pod()))["allowed"] is True, case.name
+    finally:
+        service.close()
+
+
+def test_an_update_that_only_adds_an_apparmor_annotation_is_reviewed(restricted: AdmissionService) -> None:
+    """An UPDATE whose pod template spec is unchanged was skipped; the legacy AppArmor annotation lives
+    in the template's metadata, so a Deployment rolled out unconfined pods without a review."""
+    old = workload("Deployment", compliant_pod_spec(IMAGE))
+    new = json.loads(json.dumps(old))
+    new["spec"]["template"]["metadata"]["annotations"] = {
+        "container.apparmor.security.beta.kubernetes.io/app": "unconfined"}
+    resp = _answer(restricted, review(new, operation="UPDATE", old=old))
+    assert resp["allowed"] is False and "[runtime.appArmor]" in resp["status"]["message"]
+    scaled = json.loads(json.dumps(old))
+    scaled["spec"]["replicas"] = 5
+    assert "unchanged" in _answer(restricted, review(scaled, operation="UPDATE", old=old))["auditAnnotations"]["skipped"]

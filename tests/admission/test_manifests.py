@@ -135,7 +135,7 @@ def test_the_server_arguments_parse_and_the_policy_and_configuration_load(object
     assert (args.command, args.admission_command, args.root) == ("admission", "serve", "/var/lib/stockade")
     data = objects["ConfigMap"]["data"]
     policy = load_policy_text(data["policy.yaml"], "policy.yaml")
-    assert policy.profile == "restricted:v1"
+    assert policy.profile == "restricted:v2"
     (tmp_path / "config.toml").write_text(data["config.toml"])
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["STOCKADE_CONFIG"] == str(Path(_flag(objects, "--policy")).parent / "config.toml")

@@ -233,7 +233,7 @@ def test_metrics_count_decisions_by_result_and_kind_with_a_latency_histogram(web
     total = sum(v for (name, _), v in after.items() if name == "stockade_admission_decisions_total")
     assert total == after[count]
     assert after[("stockade_admission_policy_info",
-                  frozenset({("policy", "webhook-test@3"), ("profile", "restricted:v1")}))] == 1
+                  frozenset({("policy", "webhook-test@3"), ("profile", "restricted:v2")}))] == 1
 
 
 def test_decisions_are_logged_as_json_lines(webhook: Webhook) -> None:

@@ -13,18 +13,28 @@ from typing import Any, Iterator
 from policies.yamlsource import format_path
 
 RICH_POD: dict[str, Any] = {
-    "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "rich", "namespace": "prod"},
+    "apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "rich", "namespace": "prod",
+        "annotations": {"container.apparmor.security.beta.kubernetes.io/app": "runtime/default"}},
     "spec": {
         "hostNetwork": False, "hostPID": False, "hostIPC": False, "hostUsers": False,
         "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": True,
-                            "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
+                            "seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"},
+                            "sysctls": [{"name": "net.ipv4.tcp_syncookies", "value": "1"}],
+                            "appArmorProfile": {"type": "Localhost", "localhostProfile": "k8s-app"},
+                            "seLinuxOptions": {"type": "container_t", "level": "s0:c1,c2"},
+                            "windowsOptions": {"hostProcess": False}},
         "initContainers": [{"name": "init", "image": "busybox:1.36"}],
         "containers": [{
             "name": "app", "image": "registry.example.com/app:1",
             "securityContext": {"runAsUser": 1001, "runAsGroup": 1001, "runAsNonRoot": True, "privileged": False,
                                 "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                                 "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
-                                "seccompProfile": {"type": "RuntimeDefault"}},
+                                "seccompProfile": {"type": "RuntimeDefault"}, "procMount": "Default",
+                                "appArmorProfile": {"type": "RuntimeDefault"},
+                                "seLinuxOptions": {"user": "system_u", "role": "system_r"},
+                                "windowsOptions": {"hostProcess": False}},
+            "ports": [{"containerPort": 8080, "hostPort": 0, "protocol": "TCP"}],
             "resources": {"limits": {"memory": "128Mi", "cpu": "500m"}},
             "volumeMounts": [{"name": "data", "mountPath": "/data", "readOnly": True},
                              {"name": "scratch", "mountPath": "/tmp"}]}],

@@ -23,7 +23,7 @@ def error_of(write_policy: Callable[[str], Path], body: str) -> PolicyLoadError:
 
 def test_a_minimal_policy_gets_the_restricted_profile(write_policy: Callable[[str], Path]) -> None:
     policy = load_policy(str(write_policy(HEAD)))
-    assert policy.profile == "restricted:v1"
+    assert policy.profile == "restricted:v2"  # the newest version, as PSA's "latest"
     assert policy.runtime is not None and policy.runtime.read_only_root_filesystem is True
     assert "runtime.capabilities.drop" in [c.rule for c in policy.controls]
 
@@ -103,20 +103,43 @@ def test_key_file_that_is_not_a_public_key(write_policy: Callable[[str], Path], 
     assert problem in err.problem and err.field == "spec.signatures[0].keys[0].path"
 
 
-@pytest.mark.parametrize("name, profile", [("restricted", "restricted:v1"), ("baseline", "baseline:v1"),
-                                           ("privileged", "privileged:v1"), ("restricted:v1", "restricted:v1")])
+@pytest.mark.parametrize("name, profile", [("restricted", "restricted:v2"), ("baseline", "baseline:v2"),
+                                           ("privileged", "privileged:v1"), ("restricted:v1", "restricted:v1"),
+                                           ("baseline:v1", "baseline:v1"), ("restricted:v2", "restricted:v2")])
 def test_builtin_profiles_load(name: str, profile: str) -> None:
     policy = builtin_policy(name)
     assert policy.profile == profile and policy.name == name.partition(":")[0]
 
 
-def test_profiles_nest_restricted_over_baseline() -> None:
-    restricted, baseline, privileged = (builtin_policy(n) for n in ("restricted", "baseline", "privileged"))
-    assert privileged.controls == ()
+BASELINE_V1_RULES = {"runtime.privileged", "runtime.hostNamespaces", "runtime.capabilities.add", "runtime.seccomp",
+                     "runtime.mounts"}
+POD_SECURITY_RULES = {"runtime.hostPorts", "runtime.hostProcess", "runtime.sysctls", "runtime.appArmor",
+                      "runtime.seLinux", "runtime.procMount"}
+
+
+@pytest.mark.parametrize("version, rules", [("v1", BASELINE_V1_RULES), ("v2", BASELINE_V1_RULES | POD_SECURITY_RULES)])
+def test_profiles_nest_restricted_over_baseline(version: str, rules: set[str]) -> None:
+    restricted, baseline = (builtin_policy(f"{n}:{version}") for n in ("restricted", "baseline"))
+    assert builtin_policy("privileged").controls == ()
     base_rules = {c.rule for c in baseline.controls}
-    assert base_rules == {"runtime.privileged", "runtime.hostNamespaces", "runtime.capabilities.add",
-                          "runtime.seccomp", "runtime.mounts"}
+    assert base_rules == rules
     assert base_rules < {c.rule for c in restricted.controls}
+    assert restricted.profile == f"restricted:{version}" and restricted.revision == int(version[1:])
+
+
+def test_restricted_v1_is_unchanged_by_v2() -> None:
+    """A released version never changes: v1's resolved policy has none of v2's settings and is what
+    it was (its runtime section, field by field)."""
+    v1 = builtin_policy("restricted:v1").to_plain()["spec"]["runtime"]
+    assert v1 == {"runAsNonRoot": True, "readOnlyRootFilesystem": True, "privileged": False,
+                  "allowPrivilegeEscalation": False,
+                  "hostNamespaces": {"network": False, "pid": False, "ipc": False, "uts": False},
+                  "capabilities": {"drop": ["ALL"], "allowAdd": ["NET_BIND_SERVICE"]},
+                  "seccomp": {"allowed": ["RuntimeDefault", "Localhost"], "required": True},
+                  "mounts": {"bind": [], "volumes": ["local", "configMap", "downwardAPI", "emptyDir", "projected",
+                                                     "secret", "csi", "persistentVolumeClaim", "ephemeral", "image"]}}
+    v2 = builtin_policy("restricted").to_plain()["spec"]["runtime"]
+    assert {k: v for k, v in v2.items() if k in v1} == v1
 
 
 def test_a_policy_field_overrides_its_profile(policy_from: Callable[[str], object]) -> None:

@@ -35,7 +35,7 @@ def test_the_configured_default_policy_applies(engine: Engine, gated: Gated, tmp
     """An empty configuration means restricted; ``[policy] default`` names another."""
     empty = config_file(tmp_path, "")
     proc = engine("run", "--rm", "-u", "0", gated.images["unsigned"], "true", env=empty)
-    assert proc.returncode == EXIT_DENIED and "denied by policy restricted@1" in proc.stderr
+    assert proc.returncode == EXIT_DENIED and "denied by policy restricted@2" in proc.stderr
     assert "[runtime.runAsNonRoot]" in proc.stderr
     named = config_file(tmp_path, f'[policy]\ndefault = "{gated.policy}"\n')
     proc = engine("run", "--rm", gated.images["unsigned"], "true", env=named)

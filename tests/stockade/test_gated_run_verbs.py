@@ -25,7 +25,7 @@ def test_explain_shows_the_hardened_configuration_and_the_decision(engine: Engin
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert f"image:       {image}" in out and f"digest:      {gated.digests['nouser']}" in out
-    assert "signatures:  key " in out and "policy:      gated@1 (profile restricted:v1)" in out
+    assert "signatures:  key " in out and "policy:      gated@1 (profile restricted:v2)" in out
     rows = {line.split("   ")[0].strip(): line for line in out.splitlines()}
     assert "65534:65534" in rows["user"] and "the image has no non-root USER" in rows["user"]
     assert "true" in rows["read-only root"] and "RuntimeDefault" in rows["seccomp"]

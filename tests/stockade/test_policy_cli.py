@@ -254,7 +254,7 @@ def test_policy_lint_warns_and_strict_fails(tmp_path: Path) -> None:
     for text in ("exception OLD-1 expired on 2020-01-01", "without transparencyLog",
                  "subjectRegExp 'github\\\\.com/org' is not anchored: it matches anywhere", "write '^…$'",
                  "subjectRegExp '^https://a\\\\.example/|^https://b\\\\.example/$' is not anchored",
-                 "readOnlyRootFilesystem: false loosens profile restricted:v1"):
+                 "readOnlyRootFilesystem: false loosens profile restricted:v2"):
         assert text in out.stdout
     assert stockade("policy", "lint", "--strict", policy).returncode == 1
 
@@ -263,6 +263,6 @@ def test_policy_show_builtin() -> None:
     out = stockade("policy", "show", "baseline")
     assert out.returncode == 0
     shown = yaml.safe_load(out.stdout)
-    assert shown["resolvedFrom"] == {"source": "builtin:baseline:v1", "profile": "baseline:v1"}
+    assert shown["resolvedFrom"] == {"source": "builtin:baseline:v2", "profile": "baseline:v2"}
     assert shown["spec"]["runtime"]["privileged"] is False
     assert stockade("policy", "show", "strict").returncode == 2
