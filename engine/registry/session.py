@@ -126,12 +126,19 @@ def _error_detail(resp: Response) -> str:
     return printable(text[0][:200]) if text else ""
 
 
+# Where a registry's API is served when that is not the host its images are named by: Docker Hub's
+# images are ``docker.io/...``, its API is ``registry-1.docker.io`` (as Docker and containers/image
+# connect; ``docker.io`` itself only redirects, and credentials are never sent across a redirect).
+API_HOSTS = {"docker.io": "registry-1.docker.io"}
+
+
 class Session:
     """Requests to one registry (``host[:port]``), authenticated and retried."""
 
     def __init__(self, registry: str, *, transport: Transport, security: Callable[[str], HostSecurity],
                  credentials: CredentialsFor, timeout: float, retries: int) -> None:
         self.registry = registry
+        self.host = API_HOSTS.get(registry, registry)  # the host requests and credentials go to
         self.transport = transport
         self._security = security  # host[:port] -> how to reach it (this registry and redirect targets)
         self._contexts: dict[str, ssl.SSLContext] = {}
@@ -195,14 +202,14 @@ class Session:
         last: ssl.SSLError | None = None
         schemes = ("https", "http") if security.allow_http else ("https",)
         for scheme in schemes:
-            url = f"{scheme}://{self.registry}/v2/"
+            url = f"{scheme}://{self.host}/v2/"
             try:
                 resp = self._with_retries(lambda u=url: self._raw("GET", u, {}, None),  # type: ignore[misc]
                                           f"{self.registry}")
             except ssl.SSLError as exc:
                 last = exc
                 continue  # the server does not speak TLS: plain HTTP, if allowed
-            self.base = f"{scheme}://{self.registry}"
+            self.base = f"{scheme}://{self.host}"
             if resp.status == 401:
                 self.auth.prime(resp.header("WWW-Authenticate"))
             elif resp.status == 404:
@@ -255,7 +262,7 @@ class Session:
         """Send, following redirects. ``auth`` (an Authorization value) goes only to ``auth_host``
         (default: the registry's own host), never to a host a redirect leads to, as Docker and
         containers/image drop it; a ``secret_body`` (a refresh token) is never sent elsewhere."""
-        auth_host = auth_host or self.registry
+        auth_host = auth_host or self.host
         seen: set[str] = set()
         for _ in range(MAX_REDIRECTS + 1):
             seen.add(url)
@@ -313,7 +320,7 @@ class Session:
                 f"{self.registry}: {what}")
             # Only the registry's own challenges are answered: a 401 from the blob storage a
             # redirect led to would name a realm of its choosing, and get the registry's credentials.
-            ours = urlsplit(resp.url).netloc == self.registry
+            ours = urlsplit(resp.url).netloc == self.host
             if resp.status != 401 or answered or not ours:
                 break
             challenge = resp.header("WWW-Authenticate")

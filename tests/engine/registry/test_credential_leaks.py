@@ -27,6 +27,7 @@ from engine.registry.client import RegistryClient
 from engine.registry.credentials import Credentials
 from engine.registry.errors import AuthError, RegistryError
 from engine.registry.manifest import Descriptor
+from tests.engine.registry.fixtures import make_config
 from tests.engine.registry.hostile import Hostile, digest_of, reply, start_hostile
 from tests.engine.registry.oci import make_image
 from tests.engine.registry.test_hostile import Remap, ref_on
@@ -235,3 +236,19 @@ def test_a_localhost_name_that_dns_sends_elsewhere_gets_nothing(tmp_path: Path) 
         assert not server.seen
     finally:
         server.stop()
+
+
+def test_docker_hub_is_reached_at_its_api_host(make_client: Make) -> None:
+    """Images are named ``docker.io/...``; the API (and the credentials) are at
+    ``registry-1.docker.io``, as Docker connects: ``docker.io`` only redirects, and credentials are
+    never carried across a redirect, so an authenticated Hub pull would fail there."""
+
+    class Unreachable(Recording):
+        def _connect(self, *args: Any, **kwargs: Any) -> Any:
+            raise ConnectionRefusedError("no network in tests")
+
+    transport = Unreachable()
+    client = make_client(make_config(retries=0), transport=transport, credentials=SECRET)
+    with pytest.raises(RegistryError):
+        client.get_manifest(Reference.parse("busybox"))
+    assert {u for _, u, _ in transport.sent} == {"https://registry-1.docker.io/v2/"}
