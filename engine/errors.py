@@ -40,3 +40,12 @@ class ConfigError(StockadeError):
 
 class NotFoundError(StockadeError):
     """A named object (image, container, volume, blob) does not exist."""
+
+
+def printable(text: str) -> str:
+    """``text`` (what a registry, a manifest or an image config says) with its control characters
+    shown as escapes (``\\x1b``): quoted in a message or a listing, an escape sequence must not reach
+    the user's terminal, where it could rewrite the screen or set the clipboard."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

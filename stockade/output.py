@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any, Callable, Iterable, Mapping, Sequence, TextIO
 
+from engine.errors import printable
+
 FORMATS = ("table", "json")
 
 
@@ -33,7 +35,9 @@ Column = tuple[str, str | Callable[[Mapping[str, Any]], Any]]
 
 def print_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column],
                 stream: TextIO | None = None) -> None:
-    """Columns separated by at least three spaces, headers in capitals, as ``docker ps`` prints."""
+    """Columns separated by at least three spaces, headers in capitals, as ``docker ps`` prints.
+    Every cell is shown through ``printable``: names, commands and labels come from images and
+    registries, and an escape sequence in one must not reach the terminal."""
     out = stream or sys.stdout
     headers = [h.upper() for h, _ in columns]
     cells = []
@@ -41,7 +45,7 @@ def print_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column],
         line = []
         for _, key in columns:
             value = key(row) if callable(key) else row.get(key)
-            line.append("" if value is None else str(value))
+            line.append("" if value is None else printable(str(value)))
         cells.append(line)
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
 

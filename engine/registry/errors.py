@@ -32,12 +32,3 @@ class VerificationError(RegistryError):
 
 class UnsupportedMediaTypeError(VerificationError):
     """A manifest or layer media type Stockade does not know how to handle."""
-
-
-def printable(text: str) -> str:
-    """``text`` (what a registry, a manifest or an image config says) with its control characters
-    shown as escapes (``\\x1b``): quoted in a message or a listing, an escape sequence must not reach
-    the user's terminal, where it could rewrite the screen or set the clipboard."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from engine.errors import StockadeError
+from engine.errors import StockadeError, printable
 from engine.registry import mediatypes as mt
-from engine.registry.errors import UnsupportedMediaTypeError, VerificationError, printable
+from engine.registry.errors import UnsupportedMediaTypeError, VerificationError
 from engine.registry.platform import Platform
 from engine.reference import validate_digest
 

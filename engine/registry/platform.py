@@ -11,7 +11,8 @@ import platform as _platform
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-from engine.registry.errors import VerificationError, printable
+from engine.errors import printable
+from engine.registry.errors import VerificationError
 
 if TYPE_CHECKING:
     from engine.registry.manifest import Descriptor

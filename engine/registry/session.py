@@ -26,8 +26,8 @@ from typing import BinaryIO, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 from engine.registry.auth import Authenticator, CredentialsFor, repository_of
-from engine.registry.errors import (AuthError, ManifestUnknownError, RegistryError, TLSError,
-                                    VerificationError, printable)
+from engine.errors import printable
+from engine.registry.errors import AuthError, ManifestUnknownError, RegistryError, TLSError, VerificationError
 from engine.registry.tls import HostSecurity, load_system_cas
 from engine.registry.transport import CONNECTION_ERRORS, Response, Transport
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from engine.atomicfile import fsync_dir
+from engine.errors import printable
 from engine.reference import Reference
 from engine.registry.client import RegistryClient
-from engine.registry.errors import VerificationError, printable
+from engine.registry.errors import VerificationError
 from engine.registry.manifest import Descriptor, check_image_manifest
 from engine.registry.platform import Platform, PlatformError
 from engine.registry.streams import CHUNK, ObservedReader, drain

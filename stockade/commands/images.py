@@ -118,7 +118,7 @@ def _short(digest: str, no_trunc: bool = False) -> str:
 def _shown(value: object) -> str:
     """Text from an image config (a registry's or an archive's words) made safe for a terminal:
     an escape sequence in ``created`` or ``created_by`` is shown, not run."""
-    from engine.registry.errors import printable
+    from engine.errors import printable
 
     return printable("" if value is None else str(value))
 
