@@ -2,12 +2,13 @@
 
 Cases (interleaved, one decision per sample, the same compliant input document):
 
-* ``stockade restricted``: the built-in ``restricted`` profile (typed Python controls).
+* ``stockade restricted``: the built-in ``restricted`` profile (its newest version, typed Python
+  controls), on a document that carries the Kubernetes-only settings restricted:v2 judges.
 * ``stockade restricted+5cel``: the same plus five custom CEL rules (cel-expr-python).
-* ``peer cel-python 14``: the peer, cel-python (pure-Python CEL), evaluating the same decision written
-  as CEL: nine expressions for restricted's controls plus the five rules, input converted per
+* ``peer cel-python 20``: the peer, cel-python (pure-Python CEL), evaluating the same decision written
+  as CEL: fifteen expressions for restricted's controls plus the five rules, input converted per
   decision as cel-python requires.
-* ``alt cel-expr-python 14``: the same fourteen expressions in cel-expr-python, to show what writing
+* ``alt cel-expr-python 20``: the same twenty expressions in cel-expr-python, to show what writing
   the built-in controls in CEL would cost.
 * ``peer cel-python 5``: cel-python evaluating the five custom rules alone.
 
@@ -35,7 +36,12 @@ DOC: dict[str, Any] = {
                   "namespaces": {"network": "private", "pid": "private", "ipc": "private", "uts": "private"},
                   "mounts": [{"type": "tmpfs", "destination": "/tmp", "readOnly": False},
                              {"type": "volume", "destination": "/data", "kind": "local", "readOnly": False}],
-                  "resources": {"memory": 268435456, "cpus": 1.0, "pids": 256}},
+                  "resources": {"memory": 268435456, "cpus": 1.0, "pids": 256},
+                  # What a Pod's document carries for restricted:v2's Kubernetes-only controls.
+                  "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                  "sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "1024 65000"}],
+                  "appArmor": [{"type": "RuntimeDefault"}], "seLinux": [{"type": "container_t"}],
+                  "procMount": "Default", "hostProcess": False},
     "context": {"kind": "run", "team": "web"},
 }
 
@@ -47,7 +53,12 @@ FIVE_RULES = [
     "context.team in ['web', 'api']",
 ]
 
-# restricted:v1's controls written as CEL over the same document (what a CEL-only engine would run).
+SAFE_SYSCTLS = ("kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
+                "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
+                "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
+                "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem")
+
+# restricted:v2's controls written as CEL over the same document (what a CEL-only engine would run).
 RESTRICTED_AS_CEL = [
     "container.user.uid != 0",
     "container.readOnlyRootFilesystem == true",
@@ -59,6 +70,13 @@ RESTRICTED_AS_CEL = [
     "container.seccomp.type in ['RuntimeDefault', 'Localhost']",
     "container.mounts.all(m, m.type != 'bind' && (m.type != 'volume' || m.kind in ['local', 'configMap', "
     "'downwardAPI', 'emptyDir', 'projected', 'secret', 'csi', 'persistentVolumeClaim', 'ephemeral', 'image']))",
+    "container.ports.all(p, !has(p.hostPort) || p.hostPort == 0)",
+    "container.sysctls.all(s, s.name in [" + ", ".join(f"'{n}'" for n in SAFE_SYSCTLS) + "])",
+    "container.appArmor.all(a, a.type in ['RuntimeDefault', 'Localhost'])",
+    "container.seLinux.all(o, (!has(o.type) || o.type in ['container_t', 'container_init_t', 'container_kvm_t', "
+    "'container_engine_t']) && !has(o.user) && !has(o.role))",
+    "!has(container.procMount) || container.procMount == 'Default'",
+    "!has(container.hostProcess) || !container.hostProcess",
 ]
 
 
@@ -129,11 +147,13 @@ def main() -> None:
     restricted = builtin_policy("restricted")
     with tempfile.TemporaryDirectory() as tmp:
         with_rules = _policy_with_rules(tmp)
+    every = len(RESTRICTED_AS_CEL + FIVE_RULES)
+    peer, alt = f"peer cel-python {every}", f"alt cel-expr-python {every}"
     deciders: dict[str, Callable[[], Any]] = {
         "stockade restricted": lambda: evaluate(restricted, DOC),
         "stockade restricted+5cel": lambda: evaluate(with_rules, DOC),
-        "peer cel-python 14": _celpy(RESTRICTED_AS_CEL + FIVE_RULES),
-        "alt cel-expr-python 14": _cel_expr(RESTRICTED_AS_CEL + FIVE_RULES),
+        peer: _celpy(RESTRICTED_AS_CEL + FIVE_RULES),
+        alt: _cel_expr(RESTRICTED_AS_CEL + FIVE_RULES),
         "peer cel-python 5": _celpy(FIVE_RULES),
     }
     for name, decide in deciders.items():  # every engine must reach the same verdict on this input
@@ -162,9 +182,7 @@ def main() -> None:
               f"p50 {summary[name]['p50_us']:8.1f} us   p99 {summary[name]['p99_us']:8.1f} us")
     target_met = summary["stockade restricted"]["p99_us"] < 100
     print(f"  target p99 < 100 us for the built-in decision: {'met' if target_met else 'MISSED'}")
-    bench.report(stats, [("stockade restricted", "peer cel-python 14"),
-                         ("stockade restricted+5cel", "peer cel-python 14"),
-                         ("stockade restricted", "alt cel-expr-python 14"),
+    bench.report(stats, [("stockade restricted", peer), ("stockade restricted+5cel", peer), ("stockade restricted", alt),
                          ("stockade restricted+5cel", "peer cel-python 5")], unit="us",
                  extra={"latency": summary, "target_p99_us": 100, "target_met": target_met,
                         "cel_engine": "cel-expr-python", "peer": "cel-python (celpy)", "rounds": rounds, "block": block,

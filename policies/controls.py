@@ -309,10 +309,10 @@ class NoHostPorts:
     rule: ClassVar[str] = "runtime.hostPorts"
 
     def check(self, s: Subject, out: list[Finding]) -> None:
-        for i, port in enumerate(s.container.ports):
-            if port.host_port:  # 0 is "no host port", as the API server reads it
+        for i, host_port in enumerate(s.container.host_ports):
+            if host_port:  # 0 is "no host port", as the API server reads it
                 out.append(Finding(self.rule, f"container.ports[{i}].hostPort", "binding a port of the node is not "
-                                   "allowed", port.host_port, "unset or 0",
+                                   "allowed", host_port, "unset or 0",
                                    "remove hostPort; reach the pod through a Service (a NodePort or LoadBalancer "
                                    "one from outside the cluster)"))
 

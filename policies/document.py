@@ -78,13 +78,6 @@ class Mount:
 
 
 @dataclass(frozen=True, slots=True)
-class Port:
-    container_port: int | None
-    host_port: int | None
-    protocol: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class AppArmorFact:
     type: str | None           # RuntimeDefault, Localhost, Unconfined, or a legacy annotation's other value
     profile: str | None
@@ -118,7 +111,7 @@ class ContainerFacts:
     cpus: float | None
     pids: int | None
     # Kubernetes-only (empty or None from ``stockade run``): what Pod Security "baseline" judges.
-    ports: tuple[Port, ...] = ()
+    host_ports: tuple[int | None, ...] = ()   # each port's hostPort, in order
     sysctls: tuple[str, ...] = ()
     app_armor: tuple[AppArmorFact, ...] = ()
     se_linux: tuple[SELinuxFact, ...] = ()
@@ -273,10 +266,8 @@ def _container(raw: Mapping[str, Any], image: ImageFacts) -> ContainerFacts:
                             _opt(m.get("readOnly"), bool, f"{p}.readOnly") is True,
                             _opt(m.get("kind"), str, f"{p}.kind")))
     res = _map(raw.get("resources"), "container.resources")
-    ports = tuple(Port(_opt(p.get("containerPort"), int, f"{path}.containerPort"),
-                       _opt(p.get("hostPort"), int, f"{path}.hostPort"),
-                       _opt(p.get("protocol"), str, f"{path}.protocol"))
-                  for path, p in _objects(raw.get("ports"), "container.ports"))
+    host_ports = tuple(_opt(p.get("hostPort"), int, f"{path}.hostPort")
+                       for path, p in _objects(raw.get("ports"), "container.ports"))
     sysctls = []
     for path, sysctl in _objects(raw.get("sysctls"), "container.sysctls"):
         name = sysctl.get("name")
@@ -300,7 +291,7 @@ def _container(raw: Mapping[str, Any], image: ImageFacts) -> ContainerFacts:
         _opt(res.get("memory"), int, "container.resources.memory"),
         _opt(res.get("cpus"), (int, float), "container.resources.cpus"),
         _opt(res.get("pids"), int, "container.resources.pids"),
-        ports, tuple(sysctls), app_armor, se_linux, _opt(raw.get("procMount"), str, "container.procMount"),
+        host_ports, tuple(sysctls), app_armor, se_linux, _opt(raw.get("procMount"), str, "container.procMount"),
         _opt(raw.get("hostProcess"), bool, "container.hostProcess"))
 
 

@@ -226,25 +226,13 @@ class _Container:
                                  "value": self.get(path, sysctl, "value", "a string")})
         own_sc_path = (*self.path, "securityContext")
         scopes = ((pod_sc_path, self.pod_sc), (own_sc_path, self.own_sc))
-        c["appArmor"] = []
-        for base, sc in scopes:
-            profile = self.get(base, sc, "appArmorProfile", "a mapping")
-            if profile is not None:
-                path = (*base, "appArmorProfile")
-                self.where[f"container.appArmor[{len(c['appArmor'])}]"] = path
-                c["appArmor"].append({"type": self.get(path, profile, "type", "a string"),
-                                      "profile": self.get(path, profile, "localhostProfile", "a string")})
+        c["appArmor"] = self._in_scopes(scopes, "appArmorProfile", "appArmor", {
+            "type": "type", "profile": "localhostProfile"})
         for path, value in self._apparmor_annotations():
             self.where[f"container.appArmor[{len(c['appArmor'])}]"] = path
             c["appArmor"].append(_annotation_profile(value))
-        c["seLinux"] = []
-        for base, sc in scopes:
-            options = self.get(base, sc, "seLinuxOptions", "a mapping")
-            if options is not None:
-                path = (*base, "seLinuxOptions")
-                self.where[f"container.seLinux[{len(c['seLinux'])}]"] = path
-                c["seLinux"].append({key: self.get(path, options, key, "a string")
-                                     for key in ("type", "user", "role", "level")})
+        c["seLinux"] = self._in_scopes(scopes, "seLinuxOptions", "seLinux", {
+            key: key for key in ("type", "user", "role", "level")})
         c["procMount"] = self.field("container.procMount", "procMount", "a string")
         c["hostProcess"] = None
         for base, sc in reversed(scopes):  # the container's own setting wins, as the kubelet reads it
@@ -253,6 +241,19 @@ class _Container:
             if value is not None and c["hostProcess"] is not True:
                 c["hostProcess"] = value
                 self.where["container.hostProcess"] = (*base, "windowsOptions", "hostProcess")
+
+    def _in_scopes(self, scopes: tuple[tuple[Path, Any], ...], key: str, name: str,
+                   strings: dict[str, str]) -> list[dict[str, Any]]:
+        """``key`` (a mapping of strings) in each securityContext of ``scopes`` that sets it, as the
+        input document's ``container.NAME`` entries (``strings``: document key -> manifest key)."""
+        out: list[dict[str, Any]] = []
+        for base, sc in scopes:
+            value = self.get(base, sc, key, "a mapping")
+            if value is not None:
+                path = (*base, key)
+                self.where[f"container.{name}[{len(out)}]"] = path
+                out.append({k: self.get(path, value, source, "a string") for k, source in strings.items()})
+        return out
 
     def _apparmor_annotations(self) -> Iterator[tuple[Path, str]]:
         """The legacy ``container.apparmor.security.beta.kubernetes.io/NAME`` annotations of the pod

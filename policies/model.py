@@ -36,10 +36,7 @@ class SeccompType(str, enum.Enum):
     UNCONFINED = "Unconfined"
 
 
-class AppArmorType(str, enum.Enum):
-    RUNTIME_DEFAULT = "RuntimeDefault"
-    LOCALHOST = "Localhost"
-    UNCONFINED = "Unconfined"
+AppArmorType = SeccompType  # Kubernetes' AppArmorProfileType has the same three values
 
 
 class ProcMountType(str, enum.Enum):
