@@ -15,8 +15,9 @@ import subprocess  # nosec B404 # the runtime and the test shim, argument lists 
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import jsonschema
 import pytest
@@ -54,6 +55,18 @@ def _bundle(tmp_path: Path, *args: str, tool: str = "runc", name: str = "bundle"
     if edit is not None:
         edit(config)
     return make_bundle(tmp_path / name, config), cid
+
+
+@contextmanager
+def running(runtime: Runtime, tmp_path: Path, *args: str) -> Iterator[str]:
+    """A started container running ``args`` (something that sleeps) for a test to exec into; the
+    test's end removes it with ``delete --force``, which must SIGKILL it."""
+    bundle, cid = _bundle(tmp_path, *args)
+    created = runtime.create(bundle, cid)
+    runtime.ok("start", cid)
+    yield cid
+    runtime.ok("delete", "--force", cid)
+    assert created.wait() == 137
 
 
 def _policy(tmp_path: Path, runtime_rules: str, mode: str = "enforce") -> Path:
@@ -164,52 +177,40 @@ def test_kill_exec_ps_and_delete(runtime: Runtime, tmp_path: Path) -> None:
 
 
 def test_exec_never_gets_more_than_the_container(runtime: Runtime, tmp_path: Path) -> None:
-    bundle, cid = _bundle(tmp_path, "sh", "-c", "sleep 30")
-    created = runtime.create(bundle, cid)
-    runtime.ok("start", cid)
-    process = tmp_path / "process.json"
-    process.write_text(json.dumps({"args": ["grep", "-E", "CapBnd|NoNewPrivs|Seccomp:", "/proc/self/status"],
-                                   "user": {"uid": 0, "gid": 0}, "cwd": "/", "noNewPrivileges": False,
-                                   "capabilities": {"bounding": ["CAP_SYS_ADMIN", "CAP_KILL"],
-                                                    "effective": ["CAP_SYS_ADMIN", "CAP_KILL"],
-                                                    "permitted": ["CAP_SYS_ADMIN", "CAP_KILL"]}}))
-    st = status_of(runtime.ok("exec", "--process", process, cid))
-    assert st["CapBnd"] == "0000000000000020"  # CAP_KILL only: runc spec's set has no SYS_ADMIN
-    assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"  # the container's, not the process file's
-    runtime.ok("delete", "--force", cid)
-    assert created.wait() == 137
+    with running(runtime, tmp_path, "sh", "-c", "sleep 30") as cid:
+        process = tmp_path / "process.json"
+        process.write_text(json.dumps({
+            "args": ["grep", "-E", "CapBnd|NoNewPrivs|Seccomp:", "/proc/self/status"],
+            "user": {"uid": 0, "gid": 0}, "cwd": "/", "noNewPrivileges": False,
+            "capabilities": {"bounding": ["CAP_SYS_ADMIN", "CAP_KILL"], "effective": ["CAP_SYS_ADMIN", "CAP_KILL"],
+                             "permitted": ["CAP_SYS_ADMIN", "CAP_KILL"]}}))
+        st = status_of(runtime.ok("exec", "--process", process, cid))
+        assert st["CapBnd"] == "0000000000000020"  # CAP_KILL only: runc spec's set has no SYS_ADMIN
+        assert st["NoNewPrivs"] == "1" and st["Seccomp"] == "2"  # the container's, not the process file's
 
 
 def test_a_bad_process_file_is_one_error_line(runtime: Runtime, tmp_path: Path) -> None:
-    bundle, cid = _bundle(tmp_path, "sleep", "30")
-    created = runtime.create(bundle, cid)
-    runtime.ok("start", cid)
-    process = tmp_path / "process.json"
-    for content, expected in ((b"{" * 100_000, "is not valid JSON"),
-                              (b" " * (MAX_PROCESS + 1), f"is larger than {MAX_PROCESS} bytes")):
-        process.write_bytes(content)
-        refused = runtime("exec", "--process", process, cid)
-        assert refused.returncode == 1 and "Traceback" not in refused.stderr
-        assert f"the process file {process} {expected}" in refused.stderr
-    runtime.ok("delete", "--force", cid)
-    assert created.wait() == 137
+    with running(runtime, tmp_path, "sleep", "30") as cid:
+        process = tmp_path / "process.json"
+        for content, expected in ((b"{" * 100_000, "is not valid JSON"),
+                                  (b" " * (MAX_PROCESS + 1), f"is larger than {MAX_PROCESS} bytes")):
+            process.write_bytes(content)
+            refused = runtime("exec", "--process", process, cid)
+            assert refused.returncode == 1 and "Traceback" not in refused.stderr
+            assert f"the process file {process} {expected}" in refused.stderr
 
 
 def test_detached_exec_writes_its_pid_file(runtime: Runtime, tmp_path: Path) -> None:
-    bundle, cid = _bundle(tmp_path, "sleep", "30")
-    created = runtime.create(bundle, cid)
-    runtime.ok("start", cid)
-    pid_file, status_file = tmp_path / "exec.pid", tmp_path / "exec.status"
-    shim = subprocess.run(  # nosec B603 # the test shim collects the detached process
-        [sys.executable, "-m", "tests.oci_runtime.reaper", str(status_file), "--",
-         *runtime.argv("exec", "--detach", "--pid-file", pid_file, cid, "sh", "-c", "exit 9")],
-        env={**runtime.env(), "PYTHONPATH": str(REPO)}, capture_output=True, timeout=60)
-    assert shim.returncode == 0
-    exec_pid = int(pid_file.read_text())
-    codes = dict(line.split() for line in status_file.read_text().splitlines())
-    assert codes[str(exec_pid)] == "9" and len(codes) == 2  # the exec command (0) and the process (9)
-    runtime.ok("delete", "--force", cid)
-    assert created.wait() == 137
+    with running(runtime, tmp_path, "sleep", "30") as cid:
+        pid_file, status_file = tmp_path / "exec.pid", tmp_path / "exec.status"
+        shim = subprocess.run(  # nosec B603 # the test shim collects the detached process
+            [sys.executable, "-m", "tests.oci_runtime.reaper", str(status_file), "--",
+             *runtime.argv("exec", "--detach", "--pid-file", pid_file, cid, "sh", "-c", "exit 9")],
+            env={**runtime.env(), "PYTHONPATH": str(REPO)}, capture_output=True, timeout=60)
+        assert shim.returncode == 0
+        exec_pid = int(pid_file.read_text())
+        codes = dict(line.split() for line in status_file.read_text().splitlines())
+        assert codes[str(exec_pid)] == "9" and len(codes) == 2  # the exec command (0) and the process (9)
 
 
 def test_create_refuses_a_duplicate_id_and_delete_force_of_nothing_succeeds(runtime: Runtime,
