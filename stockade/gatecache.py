@@ -23,14 +23,12 @@ module imports neither the policy engine nor trust.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from engine.atomicfile import write_atomic
-from engine.cachefiles import private_directory, read_private
+from engine.cachefiles import content_key, read_entry, write_entry
 
 if TYPE_CHECKING:
     from policies import Policy
@@ -112,8 +110,7 @@ class AdmissionCache:
 
     @staticmethod
     def key(material: dict[str, Any]) -> str:
-        text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return content_key(material)
 
     def end_of_day(self, now: float) -> float:
         """Local midnight after ``now``: exceptions expire by (local) date."""
@@ -125,21 +122,15 @@ class AdmissionCache:
     def get(self, material: dict[str, Any]) -> dict[str, Any] | None:
         """The cached result for ``material``, or None (missing, expired, stale or unreadable)."""
         key = self.key(material)
-        path = self.directory / f"{key}.json"
+        entry = read_entry(self.directory / f"{key}.json", expect={"format": FORMAT, "key": key},
+                           now=self.clock(), max_bytes=MAX_ENTRY_BYTES)  # only what this user wrote
+        if entry is None:
+            return None
         try:
-            raw = read_private(path, MAX_ENTRY_BYTES)  # only what this user wrote
-            if raw is None:
-                return None
-            entry = json.loads(raw)
-            if entry.get("format") != FORMAT or entry.get("key") != key:
-                return None
-            if float(entry["expires"]) <= self.clock():
-                path.unlink(missing_ok=True)
-                return None
             if any(file_sha256(p) != digest for p, digest in entry["depends"]):
                 return None
             result = entry["result"]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             return None
         return result if isinstance(result, dict) else None
 
@@ -153,8 +144,4 @@ class AdmissionCache:
         key = self.key(material)
         entry = {"format": FORMAT, "key": key, "expires": expires, "stored": self.clock(),
                  "depends": hashes, "result": result}
-        try:
-            if private_directory(self.directory):
-                write_atomic(self.directory / f"{key}.json", json.dumps(entry).encode(), mode=0o600)
-        except OSError:
-            return
+        write_entry(self.directory / f"{key}.json", entry)
