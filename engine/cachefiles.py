@@ -33,13 +33,18 @@ def content_key(material: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def written_by_us(st: os.stat_result) -> bool:
+    """A regular file of this user's that nobody else can write: the only kind of cache file
+    believed (with ``lstat``, a symlink is not one)."""
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
 def read_private(path: Path, max_bytes: int) -> bytes | None:
     """The bytes of ``path`` when this user wrote it and nobody else could have (see the module
     docstring); None for anything else, a larger file included. Raises OSError (a missing file)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        if not written_by_us(os.fstat(fd)):
             return None
         raw = fh.read(max_bytes + 1)
     return raw if len(raw) <= max_bytes else None

@@ -9,13 +9,13 @@ milliseconds, loading the compiled program about one.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
-import stat
 from pathlib import Path
 
-from engine.cachefiles import private_directory
+from engine.cachefiles import private_directory, written_by_us
 from hardening.seccomp.profile import DEFAULT_PROFILE, ProfileError, host_arch, kernel_version
 
 FORMAT = b"stockade-seccomp/1"  # bump when the compiled form (e.g. the ENOSYS stub) changes
@@ -55,17 +55,6 @@ def cache_key(raw_profile: bytes, caps: list[str]) -> str:
     return h.hexdigest()
 
 
-def _written_by_us(path: Path) -> bool:
-    """A cached program is loaded as the container's whole filter, so only one this user wrote
-    counts: a regular file (not a symlink), ours, writable by nobody else. Anything else at the name
-    is compiled over. The directory is ours and 0700, so nobody can swap it after this check."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
-
-
 def compiled_filter(profile: str | None, caps: list[str], cache_dir: Path) -> Path | None:
     """The compiled BPF for ``profile`` and a container with capabilities ``caps`` (None: unconfined)."""
     path = profile_path(profile)
@@ -79,8 +68,9 @@ def compiled_filter(profile: str | None, caps: list[str], cache_dir: Path) -> Pa
     if not private_directory(cache_dir):
         raise ProfileError(f"seccomp cache {cache_dir} is not this user's own directory: refusing "
                            "programs anyone else could have written")
-    if _written_by_us(out):
-        return out
+    with contextlib.suppress(OSError):  # a cached program counts only if this user wrote it
+        if written_by_us(os.lstat(out)):  # the directory is ours and 0700: nobody swaps it now
+            return out
     import tempfile
 
     from hardening.seccomp.compile import compile_profile
