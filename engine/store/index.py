@@ -65,11 +65,11 @@ class IndexDoc:
         self.images: dict[str, dict[str, Any]] = doc["images"]
         self.tags: dict[str, str] = doc["tags"]
         self.digests: dict[str, str] = doc["digests"]
-        self.pins: dict[str, str] = doc.get("pins", {})
+        self.pins: dict[str, str] = doc["pins"]
 
     def to_json(self) -> dict[str, Any]:
         return {"version": VERSION, "images": self.images, "tags": self.tags, "digests": self.digests,
-                "pins": {t: d for t, d in self.pins.items() if t in self.tags}}
+                "pins": self.pins}
 
     def set_tag(self, tag: str, manifest_digest: str, resolved: str | None) -> None:
         """Point ``tag`` at an image; ``resolved`` is the digest a registry resolved it to (None
