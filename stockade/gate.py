@@ -402,6 +402,7 @@ def judged_profile(ctx: Context, hardening: Hardening, sha256: str | None, polic
     import hashlib
 
     from engine.atomicfile import write_atomic
+    from engine.cachefiles import private_directory
     from stockade.gatecache import MAX_DEPENDENCY_BYTES
 
     path = str(hardening.seccomp_profile)
@@ -416,8 +417,8 @@ def judged_profile(ctx: Context, hardening: Hardening, sha256: str | None, polic
                            f"was about (found sha256 {found}, expected {sha256}); fix: restore the profile the "
                            "policy lists, or run again if you changed it on purpose")
     copies = ctx.paths.cache / "seccomp" / "profiles"
-    copies.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(copies, 0o700)  # fails unless this user owns it: nobody else may swap the copy
+    if not private_directory(copies):  # nobody else may swap the copy
+        raise GateError(f"{copies} is not this user's own directory: refusing to keep a profile there")
     copy_path = copies / f"{found}.json"
     write_atomic(copy_path, raw, mode=0o600)
     return dataclasses.replace(hardening, seccomp_profile=str(copy_path))
